@@ -1,0 +1,1 @@
+"""Projects and API keys: who may do what, where."""

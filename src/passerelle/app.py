@@ -1,0 +1,81 @@
+"""The app factory: one function builds a fully configured server, with no import-time state."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from passerelle import __version__
+from passerelle.core import auth
+from passerelle.core.db import make_engine, make_session_factory, migrate, session_scope
+from passerelle.core.errors import PasserelleError
+from passerelle.core.settings import Settings
+from passerelle.core.store import ObjectStore
+from passerelle.core.web import BodyLimitMiddleware, install_error_handlers
+
+
+class StartupRefused(PasserelleError):
+    """The configuration is unsafe or unusable; the server must not start."""
+
+
+def check_startup(settings: Settings, active_keys: int) -> None:
+    """Refuse to listen beyond loopback without keys, or with auth explicitly off."""
+    if settings.listens_on_loopback:
+        return
+    if not settings.auth_required:
+        raise StartupRefused(
+            f"refusing to listen on {settings.host} with PASSERELLE_AUTH=off: authentication "
+            "may only be off on a loopback address (127.0.0.1, ::1, localhost)"
+        )
+    if active_keys == 0 and settings.admin_key is None:
+        raise StartupRefused(
+            f"refusing to listen on {settings.host} without API keys: set PASSERELLE_ADMIN_KEY "
+            "(24+ characters) or create a key with `passerelle keys create`, or listen on "
+            "127.0.0.1"
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as session:
+        auth.ensure_project(session, "default")
+        check_startup(settings, auth.count_active_keys(session))
+    store = ObjectStore(
+        settings.resolved_artifact_root,
+        spool_dir=settings.home.resolve() / "spool",
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
+
+    app = FastAPI(
+        title="passerelle",
+        version=__version__,
+        description="Tracking, registry, serving, monitoring and tracing in one loop.",
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.store = store
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        exempt=("/artifacts", "/api/v1/blobs"),
+    )
+
+    from passerelle.admin.api import router as admin_router
+    from passerelle.core.health import router as health_router
+    from passerelle.tracking.api import router as tracking_router
+
+    app.include_router(health_router)
+    app.include_router(admin_router)
+    app.include_router(tracking_router)
+    try:
+        from passerelle.web import mount_ui
+    except ImportError:  # the UI package is optional while it is being built
+        pass
+    else:
+        mount_ui(app)
+    return app

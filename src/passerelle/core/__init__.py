@@ -1,0 +1,1 @@
+"""Shared pieces every domain stands on: settings, database, object store, auth, errors."""

@@ -1,0 +1,127 @@
+"""One settings object for the whole platform, read from ``PASSERELLE_*`` environment variables.
+
+The same image runs on a laptop, in CI and in production; only these values change. Every field
+has a default and a description, and ``docs/settings.md`` must document each one (a test checks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthMode(StrEnum):
+    """When API keys are required."""
+
+    AUTO = "auto"  # required unless the server only listens on loopback
+    ON = "on"
+    OFF = "off"
+
+
+class Settings(BaseSettings):
+    """Platform configuration. CLI flags map onto the same fields."""
+
+    model_config = SettingsConfigDict(env_prefix="PASSERELLE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".passerelle"),
+        description="Folder of the embedded store: the SQLite file and the local artifact folder.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database, e.g. "
+        "postgresql+psycopg://user:pw@host/db. Default: SQLite file `<home>/passerelle.db`.",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where artifacts, model packages and dataset snapshots go: a local folder or "
+        "s3://bucket/prefix. Default: `<home>/artifacts`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server (MinIO, Ceph...). Default: AWS.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=5050, ge=0, le=65535, description="Port the server listens on.")
+    auth: AuthMode = Field(
+        default=AuthMode.AUTO,
+        description="`auto`: API keys required unless the server listens on loopback only; "
+        "`on`: always required; `off`: never (refused on a non-loopback address).",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Bootstrap admin API key (at least 24 characters), accepted in addition to "
+        "the keys stored in the database. Use it to create the first keys.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="SDK and CLI: URL of a passerelle server. When unset, they work embedded on "
+        "the files under `home`.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="SDK and CLI: the API key sent to the server."
+    )
+    project: str = Field(
+        default="default", description="SDK and CLI: the project new experiments belong to."
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Largest JSON request body accepted, in bytes (artifact uploads are streamed "
+        "and limited by `max_artifact_bytes` instead).",
+    )
+    max_artifact_bytes: int = Field(
+        default=50 * 1024**3, gt=0, description="Largest single artifact file accepted, in bytes."
+    )
+    container_image_env: str = Field(
+        default="PASSERELLE_CONTAINER_IMAGE",
+        description="Name of the environment variable that holds the container image a run "
+        "executes in; recorded in the run's environment lineage when set.",
+    )
+    log_flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="SDK: seconds between background flushes of batched metrics.",
+    )
+    log_batch_size: int = Field(
+        default=1000, gt=0, le=10000, description="SDK: metrics sent per request at most."
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("PASSERELLE_ADMIN_KEY must be at least 24 characters long")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'passerelle.db').resolve()}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or str((self.home / "artifacts").resolve())
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
+    def auth_required(self) -> bool:
+        if self.auth is AuthMode.AUTO:
+            return not self.listens_on_loopback
+        return self.auth is AuthMode.ON
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,7 @@
+"""Every domain's tables, gathered for Alembic and for the models-versus-migrations test."""
+
+from passerelle.core import models as _core  # noqa: F401
+from passerelle.core.db import Base
+from passerelle.tracking import models as _tracking  # noqa: F401
+
+metadata = Base.metadata
