@@ -109,7 +109,7 @@ class ObjectStore:
     async def put_async_chunks(
         self, chunks: AsyncIterator[bytes], *, max_bytes: int | None = None
     ) -> StoredObject:
-        """Like ``put_chunks`` for an async body (an HTTP upload); the final move runs in a thread."""
+        """Like ``put_chunks`` for an async body (an HTTP upload); the final move is threaded."""
         from starlette.concurrency import run_in_threadpool
 
         digest = hashlib.sha256()

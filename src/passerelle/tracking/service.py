@@ -272,7 +272,7 @@ def log_params(session: Session, principal: Principal, run_id: str, params: dict
 
 def set_tags(session: Session, principal: Principal, run_id: str, tags: dict[str, str]) -> None:
     load_run(session, principal, run_id, Action.WRITE)
-    for key, value in tags.items():
+    for key in tags:
         if not key or len(key) > 250:
             raise InvalidInput(f"tag key {key[:50]!r} must have 1 to 250 characters", field="tags")
     rows = [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()]
