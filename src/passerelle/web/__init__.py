@@ -1,0 +1,59 @@
+"""The server-rendered web UI: shared layout, static files, sign-in, and each domain's pages.
+
+No Node build and no CDN: the CSS is hand-written and plotly.js comes from the installed
+``plotly`` Python package, so the UI works on an air-gapped network.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from passerelle.web.render import make_environment
+
+STATIC = Path(__file__).parent / "static"
+
+
+def plotly_js_path() -> Path | None:
+    """``plotly.min.js`` inside the plotly package's ``package_data`` folder, when installed."""
+    try:
+        candidate = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    except ModuleNotFoundError:
+        return None
+    return candidate if candidate.is_file() else None
+
+
+def _plotly_route(path: Path | None):
+    def plotly_js() -> Response:
+        if path is None:
+            return Response("plotly is not installed", status_code=404, media_type="text/plain")
+        return FileResponse(
+            path,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
+
+    return plotly_js
+
+
+def mount_ui(app: FastAPI) -> None:
+    """Add the UI to an app built by ``create_app``: templates, static files and pages."""
+    from passerelle.tracking.pages import TEMPLATES as TRACKING_TEMPLATES
+    from passerelle.tracking.pages import router as tracking_pages
+    from passerelle.web.login import router as login_router
+
+    app.state.templates = make_environment({"tracking": TRACKING_TEMPLATES})
+    # The route goes first: the /static mount below would otherwise answer this path.
+    app.add_api_route(
+        "/static/plotly.min.js", _plotly_route(plotly_js_path()), include_in_schema=False
+    )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(login_router)
+    app.include_router(tracking_pages)
+
+
+__all__ = ["mount_ui"]
