@@ -1,7 +1,68 @@
 """passerelle: from the notebook to a versioned, monitored service, and back.
 
-``import passerelle`` is cheap and has no side effect: it exposes the SDK only. The server's
-dependencies load when the server, the CLI or the embedded store is first used.
+``import passerelle`` is cheap and has no side effect: it exposes the SDK only, and loads each
+part on first use. The server's dependencies load when the server, the CLI or the embedded store
+is first used.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Client": "passerelle.sdk.client",
+    "set_default_client": "passerelle.sdk.client",
+    "ActiveRun": "passerelle.sdk.runs",
+    "start_run": "passerelle.sdk.runs",
+    "end_run": "passerelle.sdk.runs",
+    "active_run": "passerelle.sdk.runs",
+    "log_param": "passerelle.sdk.runs",
+    "log_params": "passerelle.sdk.runs",
+    "log_metric": "passerelle.sdk.runs",
+    "log_metrics": "passerelle.sdk.runs",
+    "set_tag": "passerelle.sdk.runs",
+    "set_tags": "passerelle.sdk.runs",
+    "log_artifact": "passerelle.sdk.runs",
+    "log_dataset": "passerelle.sdk.runs",
+    "Run": "passerelle.sdk.views",
+    "get_run": "passerelle.sdk.views",
+    "search_runs": "passerelle.sdk.views",
+    "PasserelleError": "passerelle.core.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from passerelle.core.errors import PasserelleError
+    from passerelle.sdk.client import Client, set_default_client
+    from passerelle.sdk.runs import (
+        ActiveRun,
+        active_run,
+        end_run,
+        log_artifact,
+        log_dataset,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+    from passerelle.sdk.views import Run, get_run, search_runs
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'passerelle' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,60 @@
+"""Run the server's ASGI app inside this process, behind a synchronous httpx transport.
+
+Embedded mode (no server) then goes through exactly the same handlers, validation and errors as
+a remote server: the SDK has one code path, not two. The app runs on a private event loop in a
+daemon thread, so it never keeps a notebook or script from exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """An httpx transport that calls an ASGI app on a private event-loop thread."""
+
+    def __init__(self, app: Any) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="passerelle-embedded", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        loop = self._get_loop()
+        chunks: Iterator[bytes] = iter(request.stream)  # type: ignore[arg-type]
+
+        async def body() -> AsyncIterator[bytes]:
+            # Pull the (possibly large, file-backed) body chunk by chunk, off the event loop.
+            while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
+                yield chunk
+
+        async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            areq = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body()
+            )
+            resp = await self._asgi.handle_async_request(areq)
+            content = b"".join([part async for part in resp.stream])  # type: ignore[union-attr]
+            return resp.status_code, resp.headers.raw, content
+
+        status, headers, content = asyncio.run_coroutine_threadsafe(call(), loop).result()
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
