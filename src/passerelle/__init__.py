@@ -33,7 +33,27 @@ _EXPORTS = {
     "PasserelleError": "passerelle.core.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ActiveRun",
+    "Client",
+    "PasserelleError",
+    "Run",
+    "__version__",
+    "active_run",
+    "end_run",
+    "get_run",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_default_client",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
 
 if TYPE_CHECKING:
     from passerelle.core.errors import PasserelleError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -94,10 +95,7 @@ class ActiveRun:
         rows = []
         for key, value in metrics.items():
             number = _number(key, value)
-            if step is None:
-                s = self._steps.get(key, -1) + 1
-            else:
-                s = int(step)
+            s = self._steps.get(key, -1) + 1 if step is None else int(step)
             self._steps[key] = max(s, self._steps.get(key, -1))
             rows.append({"key": key, "value": _json_number(number), "step": s, "timestamp": ts})
         self._batcher.add(rows)
@@ -228,10 +226,8 @@ class ActiveRun:
             self.end("FINISHED")
             return
         status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
-        try:
+        with contextlib.suppress(Exception):  # the user's exception is the one that matters
             self.end(status)
-        except Exception:  # the user's exception is the one that matters: never mask it
-            pass
 
 
 def start_run(
