@@ -1,0 +1,200 @@
+"""A throwaway PostgreSQL cluster for the test session, and one fresh database per test.
+
+The cluster lives in a temporary folder on a free loopback port, with durability switched off
+(``fsync=off``): it exists for minutes and holds nothing worth keeping. PostgreSQL refuses to run
+as root, so when the tests run as root the server runs as the ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+INSTALL_HINT = "PostgreSQL not installed: apt-get install postgresql"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_bindir() -> Path | None:
+    """The folder holding ``initdb`` and ``pg_ctl``, newest major version first."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    for folder in candidates:
+        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
+            return Path(folder)
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("pg_ctl"):
+        return Path(os.path.realpath(initdb)).parent
+    return None
+
+
+class PostgresServer:
+    """Creates and drops the per-test databases on a PostgreSQL server.
+
+    Databases are copied from a template that already holds the schema, so a test does not pay
+    for running every migration again (``create_database(empty=True)`` skips the template).
+    """
+
+    def __init__(self, prefix: str = "test_") -> None:
+        self._prefix = prefix
+        self._names = itertools.count(1)
+        self._template: str | None = None
+
+    def url(self, database: str) -> str:
+        raise NotImplementedError
+
+    def _admin(self):
+        raise NotImplementedError
+
+    def _ensure_template(self) -> str:
+        if self._template is None:
+            from passerelle.core.db import make_engine, migrate
+
+            name = f"{self._prefix}template"
+            with self._admin() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+            engine = make_engine(self.url(name))
+            try:
+                migrate(engine)
+            finally:
+                engine.dispose()
+            with self._admin() as conn:  # nobody may connect, or copying it would fail
+                conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            self._template = name
+        return self._template
+
+    def create_database(self, *, empty: bool = False) -> str:
+        """A new database, already migrated unless ``empty``; returns its name."""
+        template = "template0" if empty else self._ensure_template()
+        name = f"{self._prefix}{next(self._names)}"
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        if self._template is not None:
+            self.drop_database(self._template)
+
+
+class PostgresCluster(PostgresServer):
+    """``initdb`` + ``pg_ctl start`` in a temporary folder; ``stop`` removes everything."""
+
+    def __init__(self, bindir: Path) -> None:
+        super().__init__()
+        self.bindir = bindir
+        self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self.base = Path(tempfile.mkdtemp(prefix="passerelle-pg-"))
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        self.port = 0
+        if self.as_root:
+            shutil.chown(self.base, user="postgres", group="postgres")
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+        )
+
+    def start(self) -> PostgresCluster:
+        res = self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        if res.returncode != 0:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise RuntimeError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
+        for _attempt in range(5):  # a free port can be taken between the probe and the bind
+            self.port = free_port()
+            options = (
+                f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+                "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
+                "-c max_connections=300"
+            )
+            res = self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+            )
+            if res.returncode == 0:
+                return self
+        log = self.log.read_text() if self.log.exists() else ""
+        shutil.rmtree(self.base, ignore_errors=True)
+        raise RuntimeError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}\n{log}")
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        )
+
+
+class ExternalPostgres(PostgresServer):
+    """An existing server, given by URL: each test gets its own uniquely named database."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        super().__init__(prefix=f"passerelle_test_{uuid.uuid4().hex[:8]}_")
+        self._url = make_url(url).set(drivername="postgresql+psycopg")
+
+    def url(self, database: str) -> str:
+        return self._url.set(database=database).render_as_string(hide_password=False)
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(
+            self._url.set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+        )
