@@ -230,7 +230,7 @@ def compare_page(
     chosen = [service.get_run(session, principal, rid) for rid in views.parse_run_ids(runs or [])]
     param_keys, param_differ = views.differing_keys(chosen, "params")
     metric_keys, metric_differ = views.differing_keys(chosen, "metrics")
-    labels = [r["name"] for r in chosen]
+    labels = views.run_labels(chosen)
     histories = [service.metric_histories(session, principal, r["id"]) for r in chosen]
     charts = []
     for key in metric_keys:
@@ -240,7 +240,7 @@ def compare_page(
             if key in h
         ]
         charts.append({"key": key, "figure": line_figure(key, series)})
-    columns: list[tuple[str, list[Any]]] = [("run", labels)] if len(set(labels)) > 1 else []
+    columns: list[tuple[str, list[Any]]] = [("run", labels)]
     columns += [(k, [r["params"].get(k) for r in chosen]) for k in param_keys]
     columns += [(k, [r["metrics"].get(k) for r in chosen]) for k in metric_keys]
     context = {

@@ -21,7 +21,9 @@ from passerelle.tracking.models import Artifact, Run
 MAX_COMPARED = 50
 
 
-def experiment_summary(session: Session, principal: Principal, experiment_id: int) -> dict:
+def experiment_summary(
+    session: Session, principal: Principal, experiment_id: int
+) -> dict[str, Any]:
     """One experiment with its project name, run count and last activity (one query each)."""
     exp = service.get_experiment(session, principal, experiment_id)
     project = session.scalar(select(Project.name).where(Project.id == exp.project_id)) or ""
@@ -33,7 +35,9 @@ def experiment_summary(session: Session, principal: Principal, experiment_id: in
     return service.experiment_public(exp, project, count or 0, last)
 
 
-def parent_summary(session: Session, principal: Principal, run_id: str | None) -> dict | None:
+def parent_summary(
+    session: Session, principal: Principal, run_id: str | None
+) -> dict[str, Any] | None:
     """The parent run's id and name; a parent that was deleted shows by id only."""
     if run_id is None:
         return None
@@ -92,6 +96,14 @@ def parse_run_ids(values: list[str]) -> list[str]:
             f"{len(out)} runs chosen; compare at most {MAX_COMPARED} at once", field="runs"
         )
     return out
+
+
+def run_labels(runs: list[dict[str, Any]]) -> list[str]:
+    """Names for chart legends and axes; a name shared by several runs gets its id's prefix."""
+    names = [r["name"] for r in runs]
+    return [
+        r["name"] if names.count(r["name"]) == 1 else f"{r['name']} ({r['id'][:7]})" for r in runs
+    ]
 
 
 def differing_keys(runs: list[dict[str, Any]], section: str) -> tuple[list[str], set[str]]:

@@ -6,6 +6,7 @@ No Node build and no CDN: the CSS is hand-written and plotly.js comes from the i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def plotly_js_path() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _plotly_route(path: Path | None):
+def _plotly_route(path: Path | None) -> Callable[[], Response]:
     def plotly_js() -> Response:
         if path is None:
             return Response("plotly is not installed", status_code=404, media_type="text/plain")

@@ -52,7 +52,9 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
     return layout
 
 
-def line_figure(title: str, series: Sequence[tuple[str, Sequence[tuple[int, float]]]]):
+def line_figure(
+    title: str, series: Sequence[tuple[str, Sequence[tuple[int, float]]]]
+) -> dict[str, Any]:
     """Lines of value by step, one per (name, points) series; one point shows as a marker."""
     data = []
     for name, points in series:
