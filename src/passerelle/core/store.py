@@ -140,21 +140,28 @@ class ObjectStore:
 
     # -- reads ---------------------------------------------------------------------------------
     def iter_verified(self, sha256: str) -> Iterator[bytes]:
-        """Yield the object's bytes; raise ``IntegrityFailure`` at the end if they do not hash back.
+        """Yield the object's bytes; raise ``IntegrityFailure`` if they do not hash back.
 
-        Streaming callers (an HTTP download) cannot un-send bytes, so the failure aborts the
-        transfer; the client also checks the digest it is given in the ``ETag``.
+        The last chunk is held back until the whole object has been hashed, so a reader never
+        receives a complete object that fails verification: an object of one chunk yields nothing
+        before the check, and a streaming caller (an HTTP download with a ``Content-Length``) is
+        cut short, which its client sees as an incomplete transfer.
         """
         path = self._blob_path(sha256)
         if not self.fs.exists(path):
             raise NotFound(f"object {sha256} is missing from the store", field="sha256")
         digest = hashlib.sha256()
+        pending: bytes | None = None
         with self.fs.open(path, "rb") as fh:
             while chunk := fh.read(CHUNK):
                 digest.update(chunk)
-                yield chunk
+                if pending is not None:
+                    yield pending
+                pending = chunk
         if digest.hexdigest() != sha256:
             raise IntegrityFailure(f"stored object {sha256} does not match its hash")
+        if pending is not None:
+            yield pending
 
     def read_bytes(self, sha256: str, *, limit: int | None = None) -> bytes:
         """The whole object, verified before it is returned (``limit``: refuse larger objects)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -206,8 +207,17 @@ def download_artifact(
     run_id: str, path: str, session: SessionDep, principal: PrincipalDep, store: StoreDep
 ):
     art = artifacts.get_artifact(session, principal, run_id, path)
+    chunks = store.iter_verified(art.sha256)
+    # Read the first chunk before answering: an object that fails verification before its
+    # first byte can go out (every object of one chunk) gets an error status, not a 200.
+    first = next(chunks, b"")
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
     return StreamingResponse(
-        iterate_in_threadpool(store.iter_verified(art.sha256)),
+        iterate_in_threadpool(body()),
         media_type="application/octet-stream",
         headers={"ETag": f'"{art.sha256}"', "Content-Length": str(art.size)},
     )
