@@ -17,7 +17,7 @@ from passerelle.tracking.search import Comparison, parse_filter, parse_order_by
 from passerelle.tracking.service import find_experiment, get_experiment, runs_public
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def _compare(column: Any, op: str, value: Any, dialect: str) -> ColumnElement[bool]:
     if op == "=":
         return column == value
     if op == "!=":
@@ -31,16 +31,35 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == ">=":
         return column >= value
     if op == "LIKE":
-        return column.like(value)
+        return _like(column, value, dialect)
+    if dialect == "postgresql":
+        return column.ilike(value.replace("\\", "\\\\"))
     return column.ilike(value)
 
 
-def _condition(c: Comparison) -> ColumnElement[bool]:
+def _like(column: Any, pattern: str, dialect: str) -> ColumnElement[bool]:
+    """Case-sensitive ``LIKE`` where ``%`` and ``_`` are the only special characters.
+
+    SQLite's ``LIKE`` ignores ASCII case, so there the pattern becomes a ``GLOB`` (which does
+    not), with GLOB's own wildcards bracketed to match literally. PostgreSQL treats a backslash
+    as an escape in ``LIKE``; it is doubled so it matches itself, as it does on SQLite.
+    """
+    if dialect == "sqlite":
+        glob = "".join(
+            {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}.get(ch, ch) for ch in pattern
+        )
+        return column.op("GLOB", is_comparison=True)(glob)
+    if dialect == "postgresql":
+        pattern = pattern.replace("\\", "\\\\")
+    return column.like(pattern)
+
+
+def _condition(c: Comparison, dialect: str) -> ColumnElement[bool]:
     if c.kind == "attribute":
-        return _compare(getattr(Run, c.key), c.op, c.value)
+        return _compare(getattr(Run, c.key), c.op, c.value, dialect)
     table = {"metric": LatestMetric, "param": Param, "tag": RunTag}[c.kind]
     return exists().where(
-        table.run_id == Run.id, table.key == c.key, _compare(table.value, c.op, c.value)
+        table.run_id == Run.id, table.key == c.key, _compare(table.value, c.op, c.value, dialect)
     )
 
 
@@ -93,8 +112,9 @@ def search_runs(
             query = query.where(Run.project_id == principal.project_id)
         if project is not None:
             query = query.join(Project, Project.id == Run.project_id).where(Project.name == project)
+    dialect = session.get_bind().dialect.name
     for c in comparisons:
-        query = query.where(_condition(c))
+        query = query.where(_condition(c, dialect))
 
     sort_columns: list[Any] = []
     for o in orders:
