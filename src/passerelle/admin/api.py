@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from passerelle.admin import service
 from passerelle.admin.schemas import (
@@ -12,6 +14,7 @@ from passerelle.admin.schemas import (
     ProjectCreate,
     ProjectPublic,
 )
+from passerelle.core.ids import INT64_MAX, INT64_MIN
 from passerelle.core.web import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -39,5 +42,9 @@ def create_key(body: ApiKeyCreate, session: SessionDep, principal: PrincipalDep)
 
 
 @router.delete("/keys/{key_id}", response_model=ApiKeyPublic)
-def revoke_key(key_id: int, session: SessionDep, principal: PrincipalDep):
+def revoke_key(
+    key_id: Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX)],
+    session: SessionDep,
+    principal: PrincipalDep,
+):
     return service.revoke_key(session, principal, key_id)

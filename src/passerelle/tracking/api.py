@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from passerelle.core.auth import Action
 from passerelle.core.db import session_scope
+from passerelle.core.ids import INT64_MAX, INT64_MIN
 from passerelle.core.web import PrincipalDep, SessionDep, SettingsDep, StoreDep, json_response
 from passerelle.tracking import artifacts, datasets, query, service
 from passerelle.tracking.schemas import (
@@ -34,6 +35,8 @@ from passerelle.tracking.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["tracking"])
 
+ExperimentId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX)]
+
 
 # -- experiments -------------------------------------------------------------------------------
 @router.post("/experiments", response_model=ExperimentPublic, status_code=201)
@@ -50,7 +53,7 @@ def list_experiments(session: SessionDep, principal: PrincipalDep, project: str 
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentPublic)
-def get_experiment(experiment_id: int, session: SessionDep, principal: PrincipalDep):
+def get_experiment(experiment_id: ExperimentId, session: SessionDep, principal: PrincipalDep):
     exp = service.get_experiment(session, principal, experiment_id)
     return next(e for e in service.list_experiments(session, principal) if e["id"] == exp.id)
 
@@ -145,7 +148,7 @@ def log_metric_batch(run_id: str, body: MetricBatch, session: SessionDep, princi
 def metric_history(run_id: str, key: str, session: SessionDep, principal: PrincipalDep):
     points = service.metric_history(session, principal, run_id, key)
     return json_response(
-        {"key": key, "points": [{"step": s, "value": v, "timestamp": t} for s, v, t in points]}
+        {"key": key, "points": [{"step": s, "value": service.json_float(v), "timestamp": t} for s, v, t in points]}
     )
 
 

@@ -58,9 +58,14 @@ def _condition(c: Comparison, dialect: str) -> ColumnElement[bool]:
     if c.kind == "attribute":
         return _compare(getattr(Run, c.key), c.op, c.value, dialect)
     table = {"metric": LatestMetric, "param": Param, "tag": RunTag}[c.kind]
-    return exists().where(
-        table.run_id == Run.id, table.key == c.key, _compare(table.value, c.op, c.value, dialect)
-    )
+    clauses = [table.run_id == Run.id, table.key == c.key,
+               _compare(table.value, c.op, c.value, dialect)]
+    if c.kind == "metric":
+        clauses.append(LatestMetric.is_nan.is_(False))  # NaN compares false with everything
+    return exists().where(*clauses)
+
+
+MAX_OFFSET = 2**62  # far beyond any real result set, well inside a 64-bit OFFSET
 
 
 def encode_token(offset: int) -> str:
@@ -75,7 +80,7 @@ def decode_token(token: str | None) -> int:
         if not text.startswith("o:"):
             raise ValueError
         offset = int(text[2:])
-        if offset < 0:
+        if not 0 <= offset <= MAX_OFFSET:
             raise ValueError
         return offset
     except (ValueError, binascii.Error, UnicodeDecodeError):

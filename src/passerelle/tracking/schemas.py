@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from passerelle.core.ids import INT32_MAX, INT64_MAX, INT64_MIN
 
 RunStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 KEY_PATTERN = r"^[^\x00-\x1f]{1,250}$"
+
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+StrictInt64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 class Strict(BaseModel):
@@ -41,7 +46,7 @@ class ExperimentList(BaseModel):
 
 
 class RunCreate(Strict):
-    experiment_id: int | None = None
+    experiment_id: Int64 | None = None
     experiment: str | None = Field(
         default=None,
         description="Experiment name; created when missing. Ignored with experiment_id.",
@@ -49,7 +54,7 @@ class RunCreate(Strict):
     project: str = Field(default="default", min_length=1, max_length=200)
     name: str | None = Field(default=None, max_length=250)
     parent_run_id: str | None = None
-    start_time: int | None = None
+    start_time: Int64 | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     code: dict[str, Any] = Field(default_factory=dict, description="Code lineage.")
     environment: dict[str, Any] = Field(default_factory=dict, description="Environment lineage.")
@@ -58,15 +63,15 @@ class RunCreate(Strict):
 
 class RunUpdate(Strict):
     status: RunStatus | None = None
-    end_time: int | None = None
+    end_time: Int64 | None = None
     name: str | None = Field(default=None, max_length=250)
 
 
 class MetricIn(Strict):
     key: str = Field(pattern=KEY_PATTERN)
     value: float = Field(description='A number; "NaN", "Infinity" and "-Infinity" are accepted.')
-    step: StrictInt = 0
-    timestamp: StrictInt | None = None
+    step: StrictInt64 = 0
+    timestamp: StrictInt64 | None = None
 
     @field_validator("value", mode="before")
     @classmethod
@@ -123,8 +128,8 @@ class DatasetRef(Strict):
 
     name: str = Field(min_length=1, max_length=500)
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
-    num_rows: int = Field(ge=0)
-    num_columns: int = Field(ge=0)
+    num_rows: int = Field(ge=0, le=INT64_MAX)
+    num_columns: int = Field(ge=0, le=INT32_MAX)
     schema_: list[dict[str, Any]] = Field(alias="schema")
     source: str = ""
     snapshot_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -167,7 +172,7 @@ class RunPublic(BaseModel):
 
 
 class RunSearch(Strict):
-    experiment_ids: list[int] = Field(default_factory=list)
+    experiment_ids: list[Int64] = Field(default_factory=list)
     experiments: list[str] = Field(default_factory=list, description="Experiment names.")
     project: str | None = None
     filter: str | None = None
