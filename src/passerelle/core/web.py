@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from passerelle.core.auth import ANONYMOUS_ADMIN, Principal, authenticate
-from passerelle.core.errors import PasserelleError, PayloadTooLarge
+from passerelle.core.errors import InvalidInput, PasserelleError, PayloadTooLarge
 from passerelle.core.settings import Settings
 from passerelle.core.store import ObjectStore
 
@@ -127,9 +128,18 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-# -- request size ------------------------------------------------------------------------------
+# -- request checks ----------------------------------------------------------------------------
 class BodyLimitMiddleware:
-    """Refuse request bodies over the limit before reading them whole (streamed uploads exempt)."""
+    """Check each request before the app reads it.
+
+    - A body over ``max_bytes`` is refused with 413, whether its length is announced or not (a
+      chunked body is read up to the limit, never further).
+    - A NUL character in the URL or in a JSON body is refused with 422 naming the field:
+      PostgreSQL cannot store it in text, so it would otherwise fail deep inside a query.
+
+    Paths containing an ``exempt`` part are streamed uploads: their size is limited by the
+    object store as it writes, so their body is passed through untouched.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...]) -> None:
         self.app = app
@@ -137,27 +147,104 @@ class BodyLimitMiddleware:
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or any(p in scope["path"] for p in self.exempt):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            err = PayloadTooLarge(
-                f"request body of {int(length)} bytes is over the limit of {self.max_bytes}",
-                field="body",
+        if (field := _nul_in_url(scope)) is not None:
+            err = InvalidInput(
+                f"'{field}' may not contain the NUL character (\\u0000)", field=field
             )
-            await json_response(err.to_dict(), 413)(scope, receive, send)
+            await json_response(err.to_dict(), err.status)(scope, receive, send)
             return
+        if any(p in scope["path"] for p in self.exempt):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send, int(length))
+            return
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        is_json = content_type == b"application/json" or content_type.endswith(b"+json")
+        if length is not None and not is_json:
+            await self.app(scope, receive, send)  # the server stops at the announced length
+            return
+
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                return  # the client left before sending its whole body
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.max_bytes:
-                raise PayloadTooLarge(
-                    f"request body is over the limit of {self.max_bytes} bytes", field="body"
-                )
-            return message
+                await self._too_large(scope, receive, send, None)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if is_json and b"\\u0000" in body and (field := _nul_in_json(body)) is not None:
+            err = InvalidInput(
+                f"'{field}' may not contain the NUL character (\\u0000)", field=field
+            )
+            await json_response(err.to_dict(), err.status)(scope, receive, send)
+            return
 
-        await self.app(scope, counted, send)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, size: int | None
+    ) -> None:
+        what = f"request body of {size} bytes" if size is not None else "request body"
+        err = PayloadTooLarge(f"{what} is over the limit of {self.max_bytes} bytes", field="body")
+        await json_response(err.to_dict(), err.status)(scope, receive, send)
+
+
+def _nul_in_url(scope: Scope) -> str | None:
+    """The part of the URL holding a NUL character: ``url`` (the path) or a query parameter."""
+    if "\x00" in scope["path"]:
+        return "url"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return name.replace("\x00", "\\u0000") or "query"
+    return None
+
+
+def _nul_in_json(body: bytes) -> str | None:
+    """Where a decoded JSON body holds a NUL character (``params.key``), if anywhere."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # the app reports malformed JSON itself
+
+    def walk(value: Any, loc: tuple[str, ...]) -> str | None:
+        if isinstance(value, str):
+            return (".".join(loc) or "body") if "\x00" in value else None
+        if isinstance(value, dict):
+            items: Any = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            return None
+        for key, item in items:
+            name = str(key)
+            if "\x00" in name:
+                return ".".join((*loc, name.replace("\x00", "\\u0000")))
+            if (found := walk(item, (*loc, name))) is not None:
+                return found
+        return None
+
+    return walk(data, ())
