@@ -77,7 +77,8 @@ def get_principal(request: Request) -> Principal:
         return authenticate(session, secret, admin)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response leaves, so a client that got 201 can read it.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def as_float(value: float | str) -> float:
+    """The API sends NaN and infinities as strings (JSON has no such numbers)."""
+    return float(value.replace("Infinity", "inf")) if isinstance(value, str) else value
+
+
 @dataclass
 class Run:
     """A logged run: params, latest metrics, tags, status and lineage."""
@@ -44,7 +49,7 @@ class Run:
             end_time=body["end_time"],
             parent_run_id=body["parent_run_id"],
             params=body["params"],
-            metrics=body["metrics"],
+            metrics={k: as_float(v) for k, v in body["metrics"].items()},
             tags=body["tags"],
             lineage=body.get("lineage") or {},
             _client=client,
@@ -53,9 +58,8 @@ class Run:
     def metric_history(self, key: str) -> list[tuple[int, float, int]]:
         """Every value of ``key``: ``[(step, value, timestamp), ...]`` in step order."""
         client = self._client or default_client()
-        return [
-            (p["step"], p["value"], p["timestamp"]) for p in client.metric_history(self.id, key)
-        ]
+        points = client.metric_history(self.id, key)
+        return [(p["step"], as_float(p["value"]), p["timestamp"]) for p in points]
 
     def artifacts(self, prefix: str | None = None) -> list[dict[str, Any]]:
         return (self._client or default_client()).list_artifacts(self.id, prefix)
@@ -118,5 +122,8 @@ def search_runs(
     for kind in ("metrics", "params", "tags"):
         keys = sorted({k for r in runs for k in r[kind]})
         for key in keys:
-            columns[f"{kind}.{key}"] = [r[kind].get(key) for r in runs]
+            values = [r[kind].get(key) for r in runs]
+            if kind == "metrics":
+                values = [None if v is None else as_float(v) for v in values]
+            columns[f"{kind}.{key}"] = values
     return pd.DataFrame(columns)

@@ -148,7 +148,12 @@ def log_metric_batch(run_id: str, body: MetricBatch, session: SessionDep, princi
 def metric_history(run_id: str, key: str, session: SessionDep, principal: PrincipalDep):
     points = service.metric_history(session, principal, run_id, key)
     return json_response(
-        {"key": key, "points": [{"step": s, "value": service.json_float(v), "timestamp": t} for s, v, t in points]}
+        {
+            "key": key,
+            "points": [
+                {"step": s, "value": service.json_float(v), "timestamp": t} for s, v, t in points
+            ],
+        }
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -68,7 +69,10 @@ class Param(Base):
 
 
 class Metric(Base):
-    """Every logged value; many per key (one per step and timestamp)."""
+    """Every logged value; many per key (one per step and timestamp).
+
+    SQLite cannot store NaN (it becomes NULL), so NaN is kept as ``is_nan`` with a value of 0.
+    """
 
     __tablename__ = "metrics"
     __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
@@ -77,6 +81,7 @@ class Metric(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
     value: Mapped[float] = mapped_column(Float)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
     step: Mapped[int] = mapped_column(BigInteger, default=0)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
@@ -90,6 +95,7 @@ class LatestMetric(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 

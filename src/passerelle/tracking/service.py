@@ -6,6 +6,7 @@ so no route can forget to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,17 @@ from passerelle.tracking.models import (
 from passerelle.tracking.schemas import MetricIn, RunCreate, RunUpdate
 
 MAX_PARAM_LENGTH = 8000
+
+
+def json_float(value: float) -> float | str:
+    """JSON has no NaN or infinity: send them as the strings the API also accepts."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 
 
@@ -300,8 +312,16 @@ def log_metrics(
     for m in metrics:
         ts = m.timestamp if m.timestamp is not None else ts_default
         value = float(m.value)
+        nan = math.isnan(value)
         rows.append(
-            {"run_id": run_id, "key": m.key, "value": value, "step": m.step, "timestamp": ts}
+            {
+                "run_id": run_id,
+                "key": m.key,
+                "value": 0.0 if nan else value,
+                "is_nan": nan,
+                "step": m.step,
+                "timestamp": ts,
+            }
         )
         candidate = (m.step, ts, value)
         current = latest.get(m.key)
@@ -314,11 +334,18 @@ def log_metrics(
         session,
         LatestMetric,
         [
-            {"run_id": run_id, "key": k, "step": s, "timestamp": t, "value": v}
+            {
+                "run_id": run_id,
+                "key": k,
+                "step": s,
+                "timestamp": t,
+                "value": 0.0 if math.isnan(v) else v,
+                "is_nan": math.isnan(v),
+            }
             for k, (s, t, v) in latest.items()
         ],
         ["run_id", "key"],
-        ["step", "timestamp", "value"],
+        ["step", "timestamp", "value", "is_nan"],
         only_if_newer=True,
     )
     return len(rows)
@@ -329,11 +356,11 @@ def metric_history(
 ) -> list[tuple[int, float, int]]:
     load_run(session, principal, run_id, Action.READ)
     rows = session.execute(
-        select(Metric.step, Metric.value, Metric.timestamp)
+        select(Metric.step, Metric.value, Metric.is_nan, Metric.timestamp)
         .where(Metric.run_id == run_id, Metric.key == key)
         .order_by(Metric.step, Metric.timestamp, Metric.id)
     ).all()
-    return [(s, v, t) for s, v, t in rows]
+    return [(s, math.nan if nan else v, t) for s, v, nan, t in rows]
 
 
 def metric_histories(
@@ -342,12 +369,12 @@ def metric_histories(
     """Every metric of a run with its history (for charts)."""
     load_run(session, principal, run_id, Action.READ)
     out: dict[str, list[tuple[int, float, int]]] = {}
-    for key, s, v, t in session.execute(
-        select(Metric.key, Metric.step, Metric.value, Metric.timestamp)
+    for key, s, v, nan, t in session.execute(
+        select(Metric.key, Metric.step, Metric.value, Metric.is_nan, Metric.timestamp)
         .where(Metric.run_id == run_id)
         .order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)
     ):
-        out.setdefault(key, []).append((s, v, t))
+        out.setdefault(key, []).append((s, math.nan if nan else v, t))
     return out
 
 
@@ -368,7 +395,7 @@ def runs_public(
         return []
     ids = [r.id for r in runs]
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
-    metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+    metrics: dict[str, dict[str, float | str]] = {i: {} for i in ids}
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     for chunk_start in range(0, len(ids), 900):
         chunk = ids[chunk_start : chunk_start + 900]
@@ -376,12 +403,12 @@ def runs_public(
             select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(chunk))
         ):
             params[rid][k] = v
-        for rid, k, v in session.execute(
-            select(LatestMetric.run_id, LatestMetric.key, LatestMetric.value).where(
-                LatestMetric.run_id.in_(chunk)
-            )
+        for rid, k, v, nan in session.execute(
+            select(
+                LatestMetric.run_id, LatestMetric.key, LatestMetric.value, LatestMetric.is_nan
+            ).where(LatestMetric.run_id.in_(chunk))
         ):
-            metrics[rid][k] = v
+            metrics[rid][k] = json_float(math.nan if nan else v)
         for rid, k, v in session.execute(
             select(RunTag.run_id, RunTag.key, RunTag.value).where(RunTag.run_id.in_(chunk))
         ):

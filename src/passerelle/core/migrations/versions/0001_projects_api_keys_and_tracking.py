@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:55:38.479108
+Create Date: 2026-11-26 19:14:42.437285
 """
 
 from alembic import op
@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.Column('run_id', sa.String(length=32), nullable=False),
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('is_nan', sa.Boolean(), nullable=False),
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('timestamp', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_latest_metrics_run_id_runs'), ondelete='CASCADE'),
@@ -118,6 +119,7 @@ def upgrade() -> None:
     sa.Column('run_id', sa.String(length=32), nullable=False),
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('is_nan', sa.Boolean(), nullable=False),
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('timestamp', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_metrics_run_id_runs'), ondelete='CASCADE'),

@@ -1,0 +1,49 @@
+"""The SDK's public surface is pinned, and importing it is cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import passerelle
+
+EXPECTED = {
+    "ActiveRun",
+    "Client",
+    "PasserelleError",
+    "Run",
+    "__version__",
+    "active_run",
+    "end_run",
+    "get_run",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_default_client",
+    "set_tag",
+    "set_tags",
+    "start_run",
+}
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(passerelle.__all__) == EXPECTED
+    for name in EXPECTED:
+        assert getattr(passerelle, name) is not None
+
+
+def test_import_is_cheap_and_side_effect_free(tmp_path) -> None:
+    code = (
+        "import sys, passerelle; "
+        "heavy = [m for m in ('fastapi', 'sqlalchemy', 'pandas', 'pyarrow', 'alembic') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+    assert not (tmp_path / ".passerelle").exists()  # nothing written on import
