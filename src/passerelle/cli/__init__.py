@@ -1,0 +1,1 @@
+"""The ``passerelle`` command line: a thin front over the REST API (embedded or remote)."""
