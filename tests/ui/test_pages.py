@@ -255,6 +255,9 @@ def test_tampered_blob_is_never_shown(app: FastAPI, client: TestClient, seeded: 
     html = client.get(f"/runs/{run_id}", params={"artifact": "notes.txt"}).text
     assert "does not match its hash" in html
     assert "forged content" not in html
+    download = client.get(f"/runs/{run_id}/artifacts/download", params={"path": "notes.txt"})
+    assert download.status_code == 500
+    assert "does not match its hash" in download.text and "forged" not in download.text
 
 
 # -- escaping ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ templates live in ``templates/`` next to this module.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -170,8 +171,21 @@ def run_page(
 
 
 def _blob_response(store: ObjectStore, sha256: str, size: int, headers: dict[str, str]) -> Response:
+    """Stream a verified blob.
+
+    The first chunk is read before answering, so an object that fails verification before any
+    byte is sent (every object of one chunk) gets an error page instead of a 200; a larger one
+    is cut short, which the browser reports as a failed transfer.
+    """
+    chunks = store.iter_verified(sha256)
+    first = next(chunks, b"")
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
     return StreamingResponse(
-        iterate_in_threadpool(store.iter_verified(sha256)),
+        iterate_in_threadpool(body()),
         headers={
             "Content-Length": str(size),
             "ETag": f'"{sha256}"',
