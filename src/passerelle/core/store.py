@@ -23,7 +23,7 @@ import fsspec
 from passerelle.core.errors import IntegrityFailure, NotFound, PayloadTooLarge
 
 CHUNK = 1024 * 1024
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ObjectStore:
 
     # -- paths ---------------------------------------------------------------------------------
     def _blob_path(self, sha256: str) -> str:
-        if not _DIGEST.match(sha256):
+        if not _DIGEST.fullmatch(sha256):
             raise NotFound(f"'{sha256}' is not a sha256 digest", field="sha256")
         path = f"{self.root}/blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
         if self.is_local and not os.path.realpath(path).startswith(self.root + os.sep):
