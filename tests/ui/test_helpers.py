@@ -94,6 +94,8 @@ def test_parcoords_keeps_complete_columns_and_maps_text_to_levels() -> None:
             ("penalty", ["l2", "l1"]),
             ("missing", [1.0, None]),
             ("nan", [1.0, math.nan]),
+            ("nan-text", ["NaN", "NaN"]),
+            ("mixed", ["0.5", "l1"]),
             ("f1", [0.8, 0.9]),
         ],
     )

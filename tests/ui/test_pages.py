@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from passerelle.core.auth import ANONYMOUS_ADMIN
 from passerelle.core.db import session_scope
 from passerelle.tracking import artifacts, service
-from passerelle.tracking.schemas import RunCreate
+from passerelle.tracking.schemas import MetricIn, RunCreate
 from tests.ui.conftest import COMMIT, NOTES, Seeded, parquet_bytes, tiny_png
 
 XSS = "<script>alert('pwned')</script>"
@@ -258,6 +258,26 @@ def test_tampered_blob_is_never_shown(app: FastAPI, client: TestClient, seeded: 
     download = client.get(f"/runs/{run_id}/artifacts/download", params={"path": "notes.txt"})
     assert download.status_code == 500
     assert "does not match its hash" in download.text and "forged" not in download.text
+
+
+def test_non_finite_metrics_show_as_text_and_chart_gaps(
+    app: FastAPI, client: TestClient, seeded: Seeded
+) -> None:
+    run_id = seeded.runs["lr-l1-c1"]
+    with session_scope(app.state.sessions) as session:
+        points = [
+            MetricIn(key="loss", value=0.5, step=0),
+            MetricIn(key="loss", value="NaN", step=1),
+        ]
+        service.log_metrics(session, ANONYMOUS_ADMIN, run_id, points)
+    html = client.get(f"/runs/{run_id}").text
+    assert re.search(r"<th>loss</th><td[^>]*>NaN</td>", html)
+    loss = next(f for f in figures(html).values() if f["layout"]["title"]["text"] == "loss")
+    assert loss["data"][0]["y"] == [0.5, None]
+    compare = client.get("/compare", params={"runs": f"{run_id},{seeded.runs['lr-l2-c1']}"})
+    assert compare.status_code == 200
+    labels = [d["label"] for d in figures(compare.text)["parcoords"]["data"][0]["dimensions"]]
+    assert "loss" not in labels and "f1" in labels
 
 
 # -- escaping ----------------------------------------------------------------------------------

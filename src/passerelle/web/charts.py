@@ -99,7 +99,7 @@ def parcoords_figure(
         numbers = [_as_number(v) for v in values]
         if all(_finite(n) for n in numbers):
             dimensions.append({"label": label, "values": numbers})
-        elif all(isinstance(v, str) for v in values):
+        elif not any(isinstance(n, float) for n in numbers):  # text only: NaN is no category
             levels = sorted(set(values))
             if len(levels) > 30:
                 continue
