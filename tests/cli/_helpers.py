@@ -7,6 +7,7 @@ works embedded on the same files the SDK wrote, through the same REST handlers.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,3 +84,10 @@ def make_invoke(home: Path) -> Invoke:
 def as_json(result: Result) -> Any:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """For subprocesses: this environment without any ``PASSERELLE_*`` setting of the developer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSERELLE_")}
+    env.update({"COLUMNS": "200", "NO_COLOR": "1", **extra})
+    return env

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
@@ -19,18 +18,11 @@ import pytest
 
 from passerelle.cli.server import base_url, startup_panel
 from passerelle.core.settings import Settings
-from tests.cli._helpers import make_invoke
+from tests.cli._helpers import clean_env, make_invoke
 from tests.conftest import free_port
 
 STARTUP_TIMEOUT = 60
 UI_LINE = re.compile(r"UI\s+(http://\S+)")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any ``PASSERELLE_*`` setting of the developer."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSERELLE_")}
-    env.update({"COLUMNS": "200", "NO_COLOR": "1", **extra})
-    return env
 
 
 class ServerProcess:

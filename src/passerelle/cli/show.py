@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -73,6 +74,7 @@ def render(
     _section(out, "Tags", run["tags"], lambda d: key_value_table(d, "tag", "value"))
     _section(out, "Artifacts", artifacts, artifacts_table)
     _section(out, "Datasets", lineage.get("data") or [], datasets_table)
+    out.print()
     out.print(Text("Lineage", style="bold underline"))
     out.print(fields_table("code", lineage.get("code") or {}, CODE_FIELDS))
     out.print(fields_table("environment", lineage.get("environment") or {}, ENVIRONMENT_FIELDS))
@@ -129,29 +131,31 @@ def artifacts_table(artifacts: list[dict[str, Any]]) -> Table:
     return table
 
 
-def datasets_table(datasets: list[dict[str, Any]]) -> Table:
+def datasets_table(datasets: list[dict[str, Any]]) -> Group:
+    """One row per dataset, then each one's schema as a line of text (it can be long)."""
     table = new_table()
     table.add_column("name", style="cyan", overflow="fold")
     table.add_column("role", no_wrap=True)
     table.add_column("rows", justify="right")
-    table.add_column("columns", overflow="fold")
+    table.add_column("columns", justify="right")
     table.add_column("fingerprint", no_wrap=True, style="dim")
     table.add_column("snapshot", no_wrap=True)
+    schemas = []
     for d in datasets:
-        schema = d.get("schema") or []
-        columns = ", ".join(f"{c['name']}: {c['type']}" for c in schema[:12])
-        if len(schema) > 12:
-            columns += f", ... ({len(schema)} in all)"
         snapshot = fmt_size(d.get("snapshot_size")) if d.get("snapshot_sha256") else "none"
         table.add_row(
             cell(d["name"]),
             f"{d['direction']}, {d['context']}",
             f"{d['num_rows']:,}",
-            cell(columns),
+            str(d["num_columns"]),
             d["digest"][:16],
             snapshot,
         )
-    return table
+        columns = ", ".join(f"{c['name']} {c['type']}" for c in d.get("schema") or [])
+        line = Text(f"{d['name']} ({d['context']}): ", style="cyan")
+        line.append(columns or "no columns", style="default")
+        schemas.append(Padding(line, (0, 0, 0, 2)))
+    return Group(table, *schemas)
 
 
 def fields_table(title: str, values: dict[str, Any], labels: dict[str, str]) -> Table:
