@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from passerelle.core.ids import INT32_MAX, INT64_MAX, INT64_MIN
 
@@ -14,6 +15,19 @@ SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 KEY_PATTERN = r"^[^\x00-\x1f]{1,250}$"
 
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+def _sendable(value: Any) -> Any:
+    """Free-form JSON is stored as given and sent back later: refuse what cannot be sent back
+    (integers beyond 64 bits, nesting deeper than 255 levels) now rather than fail then."""
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        raise ValueError(f"cannot be stored as JSON: {exc}") from None
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_sendable)]
 StrictInt64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
@@ -49,6 +63,7 @@ class RunCreate(Strict):
     experiment_id: Int64 | None = None
     experiment: str | None = Field(
         default=None,
+        max_length=500,
         description="Experiment name; created when missing. Ignored with experiment_id.",
     )
     project: str = Field(default="default", min_length=1, max_length=200)
@@ -56,8 +71,8 @@ class RunCreate(Strict):
     parent_run_id: str | None = None
     start_time: Int64 | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    code: dict[str, Any] = Field(default_factory=dict, description="Code lineage.")
-    environment: dict[str, Any] = Field(default_factory=dict, description="Environment lineage.")
+    code: JsonObject = Field(default_factory=dict, description="Code lineage.")
+    environment: JsonObject = Field(default_factory=dict, description="Environment lineage.")
     created_by: str = Field(default="", max_length=200)
 
 
@@ -130,7 +145,7 @@ class DatasetRef(Strict):
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     num_rows: int = Field(ge=0, le=INT64_MAX)
     num_columns: int = Field(ge=0, le=INT32_MAX)
-    schema_: list[dict[str, Any]] = Field(alias="schema")
+    schema_: list[JsonObject] = Field(alias="schema")
     source: str = ""
     snapshot_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     context: str = Field(default="training", min_length=1, max_length=100)
