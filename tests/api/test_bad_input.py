@@ -60,3 +60,46 @@ def test_largest_64_bit_values_are_stored(client):
     point = client.get(f"/api/v1/runs/{run['id']}/metrics/m/history").json()["points"][0]
     assert (point["step"], point["timestamp"]) == (2**63 - 1, -(2**63))
     assert get_run(client, run["id"])["start_time"] == 2**63 - 1
+
+
+def _deep(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels):
+        value = {"d": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"experiment": "e" * 501}, "experiment"),
+        ({"experiment": "e", "code": {"commit": "abc", "n": 2**64}}, "code"),
+        ({"experiment": "e", "environment": {"packages": [-(2**64)]}}, "environment"),
+        ({"experiment": "e", "code": _deep(300)}, "code"),
+    ],
+)
+def test_run_fields_the_server_could_not_send_back_are_422(client, body, field):
+    resp = client.post("/api/v1/runs", json=body)
+    assert_error(resp, 422, "invalid", field=field)
+    assert client.post("/api/v1/runs/search", json={}).json()["runs"] == []
+
+
+def test_deep_but_sendable_lineage_round_trips(client):
+    run = create_run(client, code=_deep(200), environment={"n": 2**63 - 1})
+    stored = get_run(client, run["id"])["lineage"]
+    assert stored["code"] == _deep(200)
+    assert stored["environment"] == {"n": 2**63 - 1}
+
+
+def test_dataset_schema_the_server_could_not_send_back_is_422(client):
+    run = create_run(client)
+    body = {
+        "name": "d",
+        "digest": "0" * 64,
+        "num_rows": 1,
+        "num_columns": 1,
+        "schema": [{"name": "x", "max": 2**70}],
+    }
+    resp = client.post(f"/api/v1/runs/{run['id']}/datasets", json=body)
+    assert_error(resp, 422, "invalid", field="schema.0")
+    assert client.get(f"/api/v1/runs/{run['id']}/datasets").json() == []
