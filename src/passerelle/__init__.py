@@ -31,24 +31,38 @@ _EXPORTS = {
     "get_run": "passerelle.sdk.views",
     "search_runs": "passerelle.sdk.views",
     "PasserelleError": "passerelle.core.errors",
+    "ModelVersion": "passerelle.sdk.registry",
+    "log_model": "passerelle.sdk.registry",
+    "register_model": "passerelle.sdk.registry",
+    "set_alias": "passerelle.sdk.registry",
+    "get_model_version": "passerelle.sdk.registry",
+    "download_model": "passerelle.sdk.registry",
+    "load_model": "passerelle.sdk.registry",
 }
 
 __all__ = [
     "ActiveRun",
     "Client",
+    "ModelVersion",
     "PasserelleError",
     "Run",
     "__version__",
     "active_run",
+    "download_model",
     "end_run",
+    "get_model_version",
     "get_run",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
+    "register_model",
     "search_runs",
+    "set_alias",
     "set_default_client",
     "set_tag",
     "set_tags",
@@ -58,6 +72,15 @@ __all__ = [
 if TYPE_CHECKING:
     from passerelle.core.errors import PasserelleError
     from passerelle.sdk.client import Client, set_default_client
+    from passerelle.sdk.registry import (
+        ModelVersion,
+        download_model,
+        get_model_version,
+        load_model,
+        log_model,
+        register_model,
+        set_alias,
+    )
     from passerelle.sdk.runs import (
         ActiveRun,
         active_run,

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import httpx
 
-from passerelle.core.errors import PasserelleError, error_from_response
+from passerelle.core.errors import IntegrityFailure, error_from_response
 
 EMBEDDED_URL = "http://passerelle.embedded"
 
@@ -149,25 +149,33 @@ class Client:
 
     def download_artifact(self, run_id: str, path: str, dest: str | Path) -> Path:
         """Stream an artifact to ``dest``, checking its sha256 against the server's ETag."""
+        return self.download(f"/api/v1/runs/{run_id}/artifacts/content", {"path": path}, dest)
+
+    def download(self, url: str, params: dict[str, str], dest: str | Path) -> Path:
+        """Stream a verified download to ``dest``; nothing is left behind when it fails."""
         import hashlib
 
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         digest = hashlib.sha256()
-        url = f"/api/v1/runs/{run_id}/artifacts/content"
-        with self._http.stream("GET", url, params={"path": path}) as resp:
+        path = params.get("path", url)
+        with self._http.stream("GET", url, params=params) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 raise error_from_response(resp.status_code, _json_or_text(resp))
-            with open(tmp, "wb") as fh:
-                for chunk in resp.iter_bytes(1024 * 1024):
-                    digest.update(chunk)
-                    fh.write(chunk)
+            try:
+                with open(tmp, "wb") as fh:
+                    for chunk in resp.iter_bytes(1024 * 1024):
+                        digest.update(chunk)
+                        fh.write(chunk)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             expected = resp.headers.get("etag", "").strip('"')
         if expected and digest.hexdigest() != expected:
             tmp.unlink(missing_ok=True)
-            raise PasserelleError(f"artifact '{path}' arrived corrupted (sha256 mismatch)")
+            raise IntegrityFailure(f"'{path}' arrived corrupted (sha256 mismatch)", field=path)
         tmp.replace(dest)
         return dest
 

@@ -1,0 +1,1 @@
+"""Model registry: registered models, versions with their lineage, aliases, safe packages."""
