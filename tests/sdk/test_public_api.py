@@ -10,6 +10,13 @@ import passerelle
 EXPECTED = {
     "ActiveRun",
     "Client",
+    "ModelVersion",
+    "download_model",
+    "get_model_version",
+    "load_model",
+    "log_model",
+    "register_model",
+    "set_alias",
     "PasserelleError",
     "Run",
     "__version__",
