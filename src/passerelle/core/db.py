@@ -89,5 +89,10 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATIONS_LOCK_ID})
+        elif conn.dialect.name == "sqlite":
+            # The sqlite3 driver opens no transaction before DDL, so two processes starting on
+            # a fresh file both created the tables. Take the write lock first: the second one
+            # waits (busy_timeout), then finds the schema current.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
