@@ -129,6 +129,22 @@ def database_url(request: pytest.FixtureRequest, backend: str) -> Iterator[str |
 
 
 @pytest.fixture
+def empty_database_url(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> Iterator[str]:
+    """The URL of a database with no tables at all, for tests of the migrations themselves."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database(empty=True)
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
     return Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)
 
