@@ -40,8 +40,10 @@ Tables are meant for people; add `--json` (where offered) for scripts. Exit code
 | code | meaning |
 |---|---|
 | 0 | done |
-| 1 | the server refused the request (unknown run, malformed filter, missing or wrong API key...) or could not be reached; the message is printed as `error: ...` |
-| 2 | wrong usage (unknown option, missing argument), invalid configuration, or a server that refuses to start |
+| 1 | the request was refused (unknown run, malformed filter, missing or wrong API key...) \
+or the server could not be reached; the reason is printed as `error: ...` |
+| 2 | wrong usage (unknown option, missing argument), invalid configuration, or a server \
+that refuses to start |
 
 This page is generated from the commands' `--help` by `docs/gen_cli.py`; a test fails when it is
 out of date.
