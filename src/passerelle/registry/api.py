@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import Response, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool
+from fastapi.responses import Response
 
+from passerelle.core.downloads import verified_download
 from passerelle.core.web import PrincipalDep, SessionDep, StoreDep, json_response
 from passerelle.registry import service
 from passerelle.registry.schemas import (
@@ -111,11 +111,7 @@ def version_file(
 ):
     """Stream one package file, verified against its digest as it is read."""
     digest = service.version_file(session, principal, name, version, path, project)
-    return StreamingResponse(
-        iterate_in_threadpool(store.iter_verified(digest)),
-        media_type="application/octet-stream",
-        headers={"ETag": f'"{digest}"'},
-    )
+    return verified_download(store, digest)
 
 
 @router.get("/{name}/aliases/{alias}", response_model=VersionPublic)

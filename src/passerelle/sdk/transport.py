@@ -50,7 +50,11 @@ class InProcessTransport(httpx.BaseTransport):
             content = b"".join([part async for part in resp.stream])  # type: ignore[union-attr]
             return resp.status_code, resp.headers.raw, content
 
-        status, headers, content = asyncio.run_coroutine_threadsafe(call(), loop).result()
+        try:
+            status, headers, content = asyncio.run_coroutine_threadsafe(call(), loop).result()
+        except Exception as exc:
+            # What a remote client sees when a server fails mid-response: a broken transfer.
+            raise httpx.RemoteProtocolError(f"server failed mid-response: {exc}") from exc
         return httpx.Response(status, headers=headers, content=content, request=request)
 
     def close(self) -> None:

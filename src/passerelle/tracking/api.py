@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool
+from fastapi.responses import Response
 
 from passerelle.core.auth import Action
 from passerelle.core.db import session_scope
+from passerelle.core.downloads import verified_download
 from passerelle.core.ids import INT64_MAX, INT64_MIN
 from passerelle.core.web import PrincipalDep, SessionDep, SettingsDep, StoreDep, json_response
 from passerelle.tracking import artifacts, datasets, query, service
@@ -215,20 +214,7 @@ def download_artifact(
     run_id: str, path: str, session: SessionDep, principal: PrincipalDep, store: StoreDep
 ):
     art = artifacts.get_artifact(session, principal, run_id, path)
-    chunks = store.iter_verified(art.sha256)
-    # Read the first chunk before answering: an object that fails verification before its
-    # first byte can go out (every object of one chunk) gets an error status, not a 200.
-    first = next(chunks, b"")
-
-    def body() -> Iterator[bytes]:
-        yield first
-        yield from chunks
-
-    return StreamingResponse(
-        iterate_in_threadpool(body()),
-        media_type="application/octet-stream",
-        headers={"ETag": f'"{art.sha256}"', "Content-Length": str(art.size)},
-    )
+    return verified_download(store, art.sha256, art.size)
 
 
 @router.put("/blobs", status_code=201)
