@@ -6,6 +6,7 @@ No Node build and no CDN: the CSS is hand-written and plotly.js comes from the i
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
@@ -43,11 +44,17 @@ def _plotly_route(path: Path | None) -> Callable[[], Response]:
 
 def mount_ui(app: FastAPI) -> None:
     """Add the UI to an app built by ``create_app``: templates, static files and pages."""
+    from passerelle.registry.pages import TEMPLATES as REGISTRY_TEMPLATES
+    from passerelle.registry.pages import router as registry_pages
     from passerelle.tracking.pages import TEMPLATES as TRACKING_TEMPLATES
     from passerelle.tracking.pages import router as tracking_pages
     from passerelle.web.login import router as login_router
 
-    app.state.templates = make_environment({"tracking": TRACKING_TEMPLATES})
+    app.state.templates = make_environment(
+        {"tracking": TRACKING_TEMPLATES, "registry": REGISTRY_TEMPLATES}
+    )
+    # Signs confirmations of changes made from pages when no key identifies the caller.
+    app.state.confirm_secret = secrets.token_bytes(32)
     # The route goes first: the /static mount below would otherwise answer this path.
     app.add_api_route(
         "/static/plotly.min.js", _plotly_route(plotly_js_path()), include_in_schema=False
@@ -55,6 +62,7 @@ def mount_ui(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(login_router)
     app.include_router(tracking_pages)
+    app.include_router(registry_pages)
 
 
 __all__ = ["mount_ui"]
