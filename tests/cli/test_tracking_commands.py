@@ -220,3 +220,38 @@ def test_runs_compare_unknown_run(cli: Invoke, seeded: Seeded) -> None:
     result = cli("runs", "compare", seeded.ids["lr-c1"], "f" * 32)
     assert result.exit_code == 1
     assert f"run '{'f' * 32}' not found" in result.stderr
+
+
+def test_an_ambiguous_short_id_is_refused(empty_cli: Invoke, tmp_path) -> None:
+    """Two runs whose ids share their first four characters: the prefix must not pick one."""
+    from passerelle.sdk.client import Client
+
+    client = Client(home=tmp_path / "home")
+    seen: dict[str, str] = {}
+    try:
+        for _ in range(5000):  # about 300 runs give two ids with the same 4-character prefix
+            run_id = client.create_run(experiment="many")["id"]
+            if run_id[:4] in seen:
+                break
+            seen[run_id[:4]] = run_id
+        else:
+            raise AssertionError("no two run ids shared a prefix")
+    finally:
+        client.close()
+    prefix = run_id[:4]
+    result = empty_cli("runs", "show", prefix)
+    assert result.exit_code == 1
+    assert f"error: run id prefix '{prefix}' matches several runs" in result.stderr
+    longer = as_json(empty_cli("runs", "show", run_id[:12], "--json"))
+    assert longer["id"] == run_id
+
+
+def test_version_and_help(cli: Invoke) -> None:
+    from passerelle import __version__
+
+    version = cli("--version")
+    assert version.exit_code == 0 and version.stdout.strip() == f"passerelle {__version__}"
+    helped = cli("--help")
+    assert helped.exit_code == 0
+    for command in ("server", "experiments", "runs", "keys", "projects"):
+        assert command in helped.stdout
