@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +23,7 @@ from passerelle.core.ids import now_ms
 from passerelle.core.models import ApiKey, Project
 
 KEY_PREFIX = "psl_"
+PROJECT_NAME = re.compile(r"[A-Za-z0-9][\w.\-]{0,199}")
 
 
 class Role(StrEnum):
@@ -139,9 +141,19 @@ def get_project_by_name(session: Session, name: str) -> Project:
 
 
 def ensure_project(session: Session, name: str) -> Project:
-    """Get a project by name, creating it when missing (the ``default`` project always exists)."""
+    """Get a project by name, creating it when missing (the ``default`` project always exists).
+
+    Every domain creates projects on first use through here, so the naming rule of the
+    projects API is enforced here too (a name of any length used to reach the database).
+    """
     project = session.scalar(select(Project).where(Project.name == name))
     if project is None:
+        if not PROJECT_NAME.fullmatch(name):
+            raise InvalidInput(
+                f"invalid project name {name[:60]!r}: 1 to 200 letters, digits, '_', '.' or "
+                "'-', starting with a letter or digit",
+                field="project",
+            )
         project = Project(name=name, description="", created_at=now_ms())
         session.add(project)
         session.flush()
