@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api._helpers import assert_error, create_run
 
 
@@ -90,3 +92,20 @@ def test_bad_experiment_bodies_are_422_naming_the_field(client):
         field="surprise",
     )
     assert client.get("/api/v1/experiments").json()["experiments"] == []
+
+
+@pytest.mark.parametrize("project", ["a b", "../up", "-dash", "é" * 201, "ok" * 101])
+def test_projects_created_on_first_use_follow_the_naming_rule(client, project):
+    for url, body in (
+        ("/api/v1/experiments", {"name": "e", "project": project}),
+        ("/api/v1/runs", {"experiment": "e", "project": project}),
+    ):
+        assert_error(client.post(url, json=body), 422, "invalid", field="project")
+    assert [p["name"] for p in client.get("/api/v1/projects").json()] == ["default"]
+
+
+def test_project_created_on_first_use(client):
+    resp = client.post("/api/v1/runs", json={"experiment": "e", "project": "team-a.v2_x"})
+    assert resp.status_code == 201, resp.text
+    names = [p["name"] for p in client.get("/api/v1/projects").json()]
+    assert names == ["default", "team-a.v2_x"]
