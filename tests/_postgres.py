@@ -28,8 +28,9 @@ def free_port() -> int:
 
 def find_bindir() -> Path | None:
     """The folder holding ``initdb`` and ``pg_ctl``, newest major version first."""
-    if os.environ.get("PG_BINDIR"):
-        return Path(os.environ["PG_BINDIR"])
+    if os.environ.get("PG_BINDIR"):  # an explicit choice: that folder or nothing
+        folder = Path(os.environ["PG_BINDIR"])
+        return folder if (folder / "initdb").exists() and (folder / "pg_ctl").exists() else None
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"),
         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,

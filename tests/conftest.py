@@ -4,7 +4,9 @@ Every test that builds an app runs once per metadata backend: ``[sqlite]`` on a 
 test's temporary folder, ``[postgresql]`` on a fresh database of a throwaway cluster started once
 per session. ``PASSERELLE_TEST_BACKENDS=sqlite`` (comma-separated) picks the backends to run;
 ``PASSERELLE_TEST_POSTGRES_URL`` points the PostgreSQL variant at an existing server instead of a
-throwaway cluster (its user must be allowed to create databases).
+throwaway cluster (its user must be allowed to create databases); ``PG_BINDIR`` names the folder
+of ``initdb`` and ``pg_ctl`` when they are not in a standard place. Without PostgreSQL the
+``[postgresql]`` variants are skipped, saying how to install it.
 """
 
 from __future__ import annotations
