@@ -188,3 +188,24 @@ def test_search_runs_paginates_into_one_frame(embedded_client: Client, workdir) 
     assert len(df) == 25 and df["run_name"].tolist()[:3] == ["r0", "r1", "r10"]
     df = psl.search_runs(experiment="many", max_results=7, client=embedded_client)
     assert len(df) == 7
+
+
+def test_embedded_client_ignores_server_listening_settings(tmp_path, monkeypatch) -> None:
+    """A job run with the server's environment (0.0.0.0, auth on) still logs embedded."""
+    monkeypatch.setenv("PASSERELLE_HOST", "0.0.0.0")
+    monkeypatch.setenv("PASSERELLE_AUTH", "on")
+    client = Client(home=tmp_path / "home")
+    try:
+        run = client.create_run(experiment="job")
+        assert client.get_run(run["id"])["experiment"] == "job"
+    finally:
+        client.close()
+
+
+def test_embedded_server_failure_is_an_error_not_a_raw_exception(embedded_client, app) -> None:
+    """An unexpected failure inside the in-process app surfaces as the remote 500 would."""
+    app.state.engine.dispose()
+    app.state.sessions.kw["bind"] = None  # break the database for this app
+    with pytest.raises(PasserelleError) as exc:
+        embedded_client.list_experiments()
+    assert getattr(exc.value, "status", None) == 500

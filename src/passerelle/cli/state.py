@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -38,24 +38,13 @@ class CliState:
 def open_client(url: str | None, api_key: str | None, home: Path | None) -> Client:
     """A remote client when a URL is set (flag or ``PASSERELLE_URL``), else an embedded one.
 
-    The embedded app listens on no address: whoever can read the files under ``home`` already
-    holds everything in them, so the listening rules (``PASSERELLE_HOST``, ``PASSERELLE_AUTH``)
-    that protect a server do not apply. Forcing loopback here lets an operator create the first
-    API key on the server's machine even when the server's own environment says ``0.0.0.0``.
+    The embedded client ignores the server's listening rules (``PASSERELLE_HOST``,
+    ``PASSERELLE_AUTH``), so an operator can create the first API key on the server's machine
+    even when the server's own environment says ``0.0.0.0``.
     """
-    from passerelle.core.settings import AuthMode, Settings
     from passerelle.sdk.client import Client
 
-    overrides: dict[str, Any] = {"home": home} if home is not None else {}
-    settings = Settings(**overrides)
-    if (url or settings.url or "").strip():
-        return Client(url=url, api_key=api_key, home=home)
-
-    from passerelle.app import create_app
-    from passerelle.sdk.transport import InProcessTransport
-
-    local = settings.model_copy(update={"host": "127.0.0.1", "auth": AuthMode.AUTO})
-    return Client(api_key=api_key, home=home, transport=InProcessTransport(create_app(local)))
+    return Client(url=url, api_key=api_key, home=home)
 
 
 def get_state(ctx: typer.Context) -> CliState:

@@ -47,9 +47,13 @@ class Client:
             headers["Authorization"] = f"Bearer {key}"
         if transport is None and self.url is None:
             from passerelle.app import create_app
+            from passerelle.core.settings import AuthMode
             from passerelle.sdk.transport import InProcessTransport
 
-            transport = InProcessTransport(create_app(settings))
+            # Embedded, the app listens nowhere and whoever can read the files holds every
+            # record: the server's listening and key settings do not apply.
+            local = settings.model_copy(update={"host": "127.0.0.1", "auth": AuthMode.OFF})
+            transport = InProcessTransport(create_app(local))
         self._http = httpx.Client(
             base_url=self.url or EMBEDDED_URL,
             headers=headers,

@@ -19,7 +19,8 @@ class InProcessTransport(httpx.BaseTransport):
     """An httpx transport that calls an ASGI app on a private event-loop thread."""
 
     def __init__(self, app: Any) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
+        # App failures become the same 500 answer a remote client gets, not a raw exception.
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
