@@ -449,24 +449,25 @@ def test_setting_a_new_alias_and_removing_one_both_ask_first(
 
 
 def test_pointing_an_alias_where_it_already_points_changes_nothing(
-    app: FastAPI, client: TestClient, registry: Registry
+    shared_app: FastAPI, shared_client: TestClient, shared_registry: Registry
 ) -> None:
-    before = history_count(app)
-    response = client.post("/models/churn/versions/2/aliases", data={"alias": "champion"})
+    before = history_count(shared_app)
+    response = shared_client.post("/models/churn/versions/2/aliases", data={"alias": "champion"})
     assert response.status_code == 200
     assert "already points at version 2" in response.text
     assert 'name="token"' not in response.text
-    assert history_count(app) == before
+    assert history_count(shared_app) == before
 
 
 @pytest.mark.parametrize("alias", ["", "2", "latest", "has space", "-dash", "x" * 101, XSS])
 def test_alias_names_are_checked_before_anything_is_shown(
-    client: TestClient, registry: Registry, alias: str
+    shared_app: FastAPI, shared_client: TestClient, shared_registry: Registry, alias: str
 ) -> None:
-    response = client.post("/models/churn/versions/3/aliases", data={"alias": alias})
+    response = shared_client.post("/models/churn/versions/3/aliases", data={"alias": alias})
     assert response.status_code == 400
     assert "cannot be an alias" in response.text
     assert "<script>alert" not in response.text
+    assert alias_of(shared_app, alias) is None
 
 
 def test_cross_site_posts_are_refused(app: FastAPI, client: TestClient, registry: Registry) -> None:
@@ -606,7 +607,7 @@ def test_unknown_models_and_versions_are_html_404s(
 
 
 def test_posts_to_unknown_things_are_404s(
-    app: FastAPI, client: TestClient, registry: Registry
+    shared_app: FastAPI, shared_client: TestClient, shared_registry: Registry
 ) -> None:
     for url, data in [
         ("/models/nope/versions/1/aliases", {"alias": "champion"}),
@@ -614,10 +615,10 @@ def test_posts_to_unknown_things_are_404s(
         ("/models/churn/aliases/nope/remove", {}),
         ("/models/churn/aliases/latest/remove", {}),
     ]:
-        response = client.post(url, data=data)
+        response = shared_client.post(url, data=data)
         assert response.status_code == 404, url
         assert response.headers["content-type"].startswith("text/html")
-    assert alias_of(app, "champion") == 2
+    assert alias_of(shared_app, "champion") == 2
 
 
 def test_metric_chart_needs_two_finite_values() -> None:
