@@ -10,10 +10,12 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -50,12 +52,19 @@ class PostgresServer:
 
     Databases are copied from a template that already holds the schema, so a test does not pay
     for running every migration again (``create_database(empty=True)`` skips the template).
+    Copying a database is the slowest part of a test's set-up, so a background thread keeps a
+    couple of copies ready ahead of the tests and drops the used ones while the next test runs.
     """
+
+    AHEAD = 2
 
     def __init__(self, prefix: str = "test_") -> None:
         self._prefix = prefix
         self._names = itertools.count(1)
         self._template: str | None = None
+        self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._ready: queue.Queue[str | BaseException] = queue.Queue()
+        self._worker: threading.Thread | None = None
 
     def url(self, database: str) -> str:
         raise NotImplementedError
@@ -81,21 +90,62 @@ class PostgresServer:
             self._template = name
         return self._template
 
-    def create_database(self, *, empty: bool = False) -> str:
-        """A new database, already migrated unless ``empty``; returns its name."""
-        template = "template0" if empty else self._ensure_template()
+    def _copy(self, template: str) -> str:
         name = f"{self._prefix}{next(self._names)}"
         with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
 
-    def drop_database(self, name: str) -> None:
+    def _drop(self, name: str) -> None:
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            action, name = job
+            try:
+                if action == "create":
+                    self._ready.put(self._copy(name))
+                else:
+                    self._drop(name)
+            except BaseException as exc:  # handed to the test that waits for a database
+                if action == "create":
+                    self._ready.put(exc)
+
+    def create_database(self, *, empty: bool = False) -> str:
+        """A new database, already migrated unless ``empty``; returns its name."""
+        if empty:
+            return self._copy("template0")
+        template = self._ensure_template()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="pg-databases", daemon=True)
+            self._worker.start()
+            for _ in range(self.AHEAD):
+                self._jobs.put(("create", template))
+        self._jobs.put(("create", template))
+        ready = self._ready.get(timeout=300)
+        if isinstance(ready, BaseException):
+            raise ready
+        return ready
+
+    def drop_database(self, name: str) -> None:
+        """Drop ``name`` in the background (its connections are closed by force)."""
+        if self._worker is None:
+            self._drop(name)
+        else:
+            self._jobs.put(("drop", name))
+
     def close(self) -> None:
+        """Finish pending drops, then drop the databases made ahead and the template."""
+        if self._worker is not None:
+            self._jobs.put(None)
+            self._worker.join(timeout=120)
+            while not self._ready.empty():
+                leftover = self._ready.get()
+                if isinstance(leftover, str):
+                    self._drop(leftover)
         if self._template is not None:
-            self.drop_database(self._template)
+            self._drop(self._template)
 
 
 class PostgresCluster(PostgresServer):
@@ -164,6 +214,7 @@ class PostgresCluster(PostgresServer):
         raise RuntimeError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}\n{log}")
 
     def stop(self) -> None:
+        self._jobs.put(None)
         try:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         finally:
