@@ -48,6 +48,7 @@ def make_engine(url: str) -> Engine:
             max_overflow=16,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
 
@@ -59,6 +60,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin_before_savepoint(conn: Any, _name: Any) -> None:
+    """Open the transaction a SAVEPOINT belongs to.
+
+    The sqlite3 driver sends BEGIN only before its first INSERT/UPDATE/DELETE, so a SAVEPOINT
+    that comes after reads only started the transaction itself, and releasing it committed:
+    the work of a nested block survived a failure later in the same request (on PostgreSQL it
+    was rolled back). A savepoint always precedes writes, so take the write lock now.
+    """
+    dbapi_conn = conn.connection.dbapi_connection
+    if not dbapi_conn.in_transaction:
+        dbapi_conn.execute("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
