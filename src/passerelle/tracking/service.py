@@ -207,7 +207,7 @@ def create_run(session: Session, principal: Principal, body: RunCreate) -> Run:
         parent_run_id=body.parent_run_id,
         name=body.name or f"run-{run_id[:8]}",
         status="RUNNING",
-        start_time=body.start_time or now_ms(),
+        start_time=now_ms() if body.start_time is None else body.start_time,
         end_time=None,
         created_by=body.created_by or principal.key_name,
         lifecycle_stage="active",
