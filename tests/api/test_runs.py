@@ -157,3 +157,18 @@ def test_artifact_upload_to_unknown_run_is_404_and_stores_nothing(client, settin
     assert_error(resp, 404, "not_found", field="run_id")
     blobs = settings.home / "artifacts" / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+
+
+def test_a_refused_run_leaves_no_new_experiment_behind(client):
+    existing = create_run(client, experiment="kept")
+    resp = client.post("/api/v1/runs", json={"experiment": "fresh", "parent_run_id": "f" * 32})
+    assert_error(resp, 404, "not_found", field="run_id")
+    names = [e["name"] for e in client.get("/api/v1/experiments").json()["experiments"]]
+    assert names == ["kept"]
+    assert get_run(client, existing["id"]) == existing
+
+
+def test_start_time_zero_is_kept(client):
+    run = create_run(client, start_time=0)
+    assert run["start_time"] == 0
+    assert get_run(client, run["id"])["start_time"] == 0
