@@ -131,3 +131,22 @@ def test_prediction_input_validated_against_signature(
     )
     with pytest.raises(SignatureError, match="age: expected integer, got float"):
         model.predict(X.assign(age=X["age"] + 0.5))
+
+
+@pytest.mark.parametrize("alias", ["has space", "x" * 101, "7", "latest", "-dash"])
+def test_bad_alias_names_refused(embedded_client, pipeline, churn_data, workdir, alias):
+    X, _ = churn_data
+    log_and_register(embedded_client, pipeline, X)
+    with pytest.raises(InvalidInput) as exc:
+        psl.set_alias("churn", alias, 1, client=embedded_client)
+    assert exc.value.field == "alias"
+    assert embedded_client.request("GET", "/api/v1/models/churn")["aliases"] == {}
+
+
+def test_bad_model_name_refused_on_register(embedded_client, pipeline, churn_data, workdir):
+    X, _ = churn_data
+    v = log_and_register(embedded_client, pipeline, X)
+    with pytest.raises(InvalidInput) as exc:
+        psl.register_model(v.source_uri, name='odd"<b>name', client=embedded_client)
+    assert exc.value.field == "name"
+    assert [m["name"] for m in embedded_client.request("GET", "/api/v1/models")] == ["churn"]

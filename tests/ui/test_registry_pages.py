@@ -21,6 +21,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sqlalchemy import update
 
 from passerelle.app import create_app
 from passerelle.core import auth
@@ -28,6 +29,7 @@ from passerelle.core.auth import ANONYMOUS_ADMIN
 from passerelle.core.db import session_scope
 from passerelle.core.settings import Settings
 from passerelle.registry import service, views
+from passerelle.registry.models import RegisteredModel
 from passerelle.sdk.client import Client
 from passerelle.sdk.registry import log_model, register_model, set_alias
 from passerelle.sdk.runs import start_run
@@ -553,13 +555,18 @@ def test_text_from_users_is_escaped_everywhere(
     app: FastAPI, settings: Settings, client: TestClient
 ) -> None:
     seeded = seed_registry(app, settings.home, description=XSS)
-    # Names are read back from the database, so the pages must not trust them: one the API's
-    # name pattern would refuse is stored through the service.
+    # Names are read back from the database, so the pages must not trust them: one the
+    # service's name pattern refuses is written into the table directly.
     odd = 'odd"<b>name'
     with session_scope(app.state.sessions) as session:
         source = f"runs:/{seeded.runs[0]}/model"
-        service.create_version(session, ANONYMOUS_ADMIN, app.state.store, odd, source, None, XSS)
-        service.set_alias(session, ANONYMOUS_ADMIN, odd, "champion", 1, None, XSS)
+        service.create_version(
+            session, ANONYMOUS_ADMIN, app.state.store, "oddname", source, None, XSS
+        )
+        service.set_alias(session, ANONYMOUS_ADMIN, "oddname", "champion", 1, None, XSS)
+        session.execute(
+            update(RegisteredModel).where(RegisteredModel.name == "oddname").values(name=odd)
+        )
     escaped = "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"
     pages = [
         "/models",

@@ -19,6 +19,8 @@ from passerelle.registry.package import MANIFEST, parse_manifest
 from passerelle.tracking import artifacts as run_artifacts
 from passerelle.tracking.service import load_run, resolve_project, run_lineage, runs_public
 
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,249}$")
+ALIAS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
 RUN_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-fA-F]{32})(?:/(?P<path>.*))?$")
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -66,6 +68,12 @@ def create_model(
     description: str = "",
     tags: dict[str, str] | None = None,
 ) -> RegisteredModel:
+    if not MODEL_NAME.match(name):
+        raise InvalidInput(
+            f"model name {name[:60]!r} must start with a letter or digit and hold at most 250 "
+            "letters, digits, '_', '.' or '-'",
+            field="name",
+        )
     proj = resolve_project(
         session, principal, _project_name(session, principal, project), Action.WRITE
     )
@@ -353,8 +361,14 @@ def set_alias(
     project: str | None = None,
     reason: str = "",
 ) -> ModelVersion:
-    if alias.isdigit() or alias == "latest":
-        raise InvalidInput(f"'{alias}' cannot be an alias: it reads as a version", field="alias")
+    if alias == "latest":
+        raise InvalidInput("'latest' cannot be an alias: it reads as a version", field="alias")
+    if not ALIAS_NAME.match(alias):
+        raise InvalidInput(
+            f"alias {alias[:60]!r} must start with a letter or '_' and hold at most 100 "
+            "letters, digits, '_' or '-'",
+            field="alias",
+        )
     target = get_version(session, principal, name, version, project, Action.WRITE)
     current = session.get(ModelAlias, (target.model_id, alias))
     previous = None
