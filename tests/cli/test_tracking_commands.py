@@ -182,7 +182,10 @@ def test_runs_compare_marks_differences_and_the_best_values(cli: Invoke, seeded:
     out = result.stdout
     for name in ("lr-c0.1", "lr-c1", "lr-c10"):
         assert name in out
-    assert out.index("params") < out.index("penalty") < out.index("metrics") < out.index("f1")
+    # row labels start their line (ids are random hex, so a bare "f1" could match inside one)
+    labels = [line.split()[0] for line in out.splitlines() if line.strip()]
+    assert labels.index("params") < labels.index("penalty") < labels.index("metrics")
+    assert labels.index("metrics") < labels.index("f1")
     assert "0.81 ★" in _row(out, "  f1 ")  # highest f1
     assert "0.3 ★" in _row(out, "  loss ")  # lowest loss
     assert "★" not in _row(out, "  accuracy ")  # equal everywhere: nothing to pick
