@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     from passerelle.admin.api import router as admin_router
+    from passerelle.core.blobs_api import router as blobs_router
     from passerelle.core.health import router as health_router
     from passerelle.registry.api import router as registry_router
     from passerelle.tracking.api import router as tracking_router
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(tracking_router)
     app.include_router(registry_router)
+    app.include_router(blobs_router)
     try:
         from passerelle.web import mount_ui
     except ImportError:  # the UI package is optional while it is being built

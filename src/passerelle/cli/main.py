@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from passerelle import __version__
-from passerelle.cli import admin, server, tracking
+from passerelle.cli import admin, registry, server, tracking
 from passerelle.cli.output import fail
 from passerelle.cli.state import STATE_KEY, CliState
 
@@ -123,6 +123,9 @@ app.add_typer(tracking.experiments_app, name="experiments")
 app.add_typer(tracking.runs_app, name="runs")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.projects_app, name="projects")
+app.add_typer(registry.models_app, name="models")
+app.command("reproduce")(registry.reproduce)
+app.command("build")(registry.build)
 
 
 if __name__ == "__main__":
