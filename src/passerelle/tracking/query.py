@@ -7,7 +7,7 @@ import binascii
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from passerelle.core.auth import Action, Principal
 from passerelle.core.errors import InvalidInput
@@ -58,8 +58,11 @@ def _condition(c: Comparison, dialect: str) -> ColumnElement[bool]:
     if c.kind == "attribute":
         return _compare(getattr(Run, c.key), c.op, c.value, dialect)
     table = {"metric": LatestMetric, "param": Param, "tag": RunTag}[c.kind]
-    clauses = [table.run_id == Run.id, table.key == c.key,
-               _compare(table.value, c.op, c.value, dialect)]
+    clauses = [
+        table.run_id == Run.id,
+        table.key == c.key,
+        _compare(table.value, c.op, c.value, dialect),
+    ]
     if c.kind == "metric":
         clauses.append(LatestMetric.is_nan.is_(False))  # NaN compares false with everything
     return exists().where(*clauses)
@@ -108,7 +111,12 @@ def search_runs(
     exp_ids = [get_experiment(session, principal, i).id for i in experiment_ids or []]
     exp_ids += [find_experiment(session, principal, n, project).id for n in experiments or []]
 
-    query = select(Run).where(Run.lifecycle_stage == "active")
+    # Lineage JSON is large and search never returns it: leave it in the database.
+    query = (
+        select(Run)
+        .options(defer(Run.code), defer(Run.environment))
+        .where(Run.lifecycle_stage == "active")
+    )
     if exp_ids:
         query = query.where(Run.experiment_id.in_(exp_ids))
     else:

@@ -305,50 +305,10 @@ def log_metrics(
     session: Session, principal: Principal, run_id: str, metrics: Iterable[MetricIn]
 ) -> int:
     """Append metric values and move each key's latest value forward; returns how many."""
-    load_run(session, principal, run_id, Action.WRITE)
-    ts_default = now_ms()
-    rows: list[dict[str, Any]] = []
-    latest: dict[str, tuple[int, int, float]] = {}
-    for m in metrics:
-        ts = m.timestamp if m.timestamp is not None else ts_default
-        value = float(m.value)
-        nan = math.isnan(value)
-        rows.append(
-            {
-                "run_id": run_id,
-                "key": m.key,
-                "value": 0.0 if nan else value,
-                "is_nan": nan,
-                "step": m.step,
-                "timestamp": ts,
-            }
-        )
-        candidate = (m.step, ts, value)
-        current = latest.get(m.key)
-        if current is None or candidate[:2] >= current[:2]:
-            latest[m.key] = candidate
-    if not rows:
-        return 0
-    session.execute(insert(Metric), rows)
-    upsert(
-        session,
-        LatestMetric,
-        [
-            {
-                "run_id": run_id,
-                "key": k,
-                "step": s,
-                "timestamp": t,
-                "value": 0.0 if math.isnan(v) else v,
-                "is_nan": math.isnan(v),
-            }
-            for k, (s, t, v) in latest.items()
-        ],
-        ["run_id", "key"],
-        ["step", "timestamp", "value", "is_nan"],
-        only_if_newer=True,
-    )
-    return len(rows)
+    from passerelle.tracking.ingest import store_rows
+
+    rows = [(m.key, float(m.value), m.step, m.timestamp) for m in metrics]
+    return store_rows(session, principal, run_id, rows)
 
 
 def metric_history(
