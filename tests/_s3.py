@@ -79,10 +79,12 @@ class MotoServer:
                     return self
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            self.stop()
-        raise RuntimeError(f"moto server did not start:\n{self.log.read_text()[-2000:]}")
+            self._terminate()
+        log = self.log.read_text()[-2000:]
+        self.log.unlink(missing_ok=True)
+        raise RuntimeError(f"moto server did not start:\n{log}")
 
-    def stop(self) -> None:
+    def _terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -91,6 +93,10 @@ class MotoServer:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+    def stop(self) -> None:
+        self._terminate()
+        self.log.unlink(missing_ok=True)
 
     def new_location(self) -> S3Location:
         """A new, empty bucket (one per test, so tests never see each other's objects)."""
