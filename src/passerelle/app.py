@@ -69,12 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from passerelle.core.blobs_api import router as blobs_router
     from passerelle.core.health import router as health_router
     from passerelle.registry.api import router as registry_router
+    from passerelle.serving.api import router as serving_router
     from passerelle.tracking.api import router as tracking_router
 
     app.include_router(health_router)
     app.include_router(admin_router)
     app.include_router(tracking_router)
     app.include_router(registry_router)
+    app.include_router(serving_router)
+    start_serving(app)
     app.include_router(blobs_router)
     try:
         from passerelle.web import mount_ui
@@ -83,3 +86,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     else:
         mount_ui(app)
     return app
+
+
+def start_serving(app: FastAPI) -> None:
+    """The inference log (recovering what a crashed process left) and the serving runtime."""
+    import contextlib
+    import threading
+
+    from passerelle.serving.inference_log import InferenceLog
+    from passerelle.serving.runtime import ServingRuntime
+
+    settings: Settings = app.state.settings
+    home = settings.home.resolve()
+    log = InferenceLog(
+        home / "spool" / "inference", app.state.store, app.state.sessions, fsync=settings.log_fsync
+    )
+    log.compact()
+    app.state.serving = ServingRuntime(app.state.sessions, app.state.store, home, log)
+    stop = threading.Event()
+    app.state.stop_background = stop
+
+    def compact_forever() -> None:
+        while not stop.wait(settings.log_compact_interval):
+            with contextlib.suppress(Exception):  # logged inside; the loop must not die
+                log.compact()
+
+    threading.Thread(target=compact_forever, name="passerelle-log-compaction", daemon=True).start()

@@ -91,6 +91,18 @@ class Settings(BaseSettings):
         default=1000, gt=0, le=10000, description="SDK: metrics sent per request at most."
     )
 
+    log_compact_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Serving: seconds between compactions of the inference log spool into "
+        "Parquet parts in the object store.",
+    )
+    log_fsync: bool = Field(
+        default=False,
+        description="Serving: fsync the inference log spool on every batch. Off, an "
+        "acknowledged prediction survives a process crash (SIGKILL); on, a power loss too.",
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:

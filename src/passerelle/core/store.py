@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from passerelle.core.errors import IntegrityFailure, NotFound, PayloadTooLarge
 
 CHUNK = 1024 * 1024
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_NAMED_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_=.\-]*(/[A-Za-z0-9_][A-Za-z0-9_=.\-]*)*$")
 
 
 @dataclass(frozen=True)
@@ -191,11 +190,43 @@ class ObjectStore:
         """The blob's file when the store is local (for zero-copy readers such as pyarrow)."""
         return Path(self._blob_path(sha256)) if self.is_local else None
 
+    # -- named objects (partitioned logs) ------------------------------------------------------
+    def _named_path(self, key: str) -> str:
+        """Server-chosen names only, and still checked: no ``..``, no absolute path."""
+        if not _NAMED_KEY.match(key) or ".." in key:
+            raise NotFound(f"invalid object name {key!r}", field="key")
+        return f"{self.root}/named/{key}"
 
-def make_temp_dir(base: Path) -> Path:
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=base))
+    def put_named_table(self, key: str, table: Any) -> None:
+        """Write an Arrow table as Parquet under ``key`` (atomically on a local folder)."""
+        import pyarrow.parquet as pq
 
+        final = self._named_path(key)
+        fh, tmp = self._spool_file()
+        fh.close()
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            if self.is_local:
+                Path(final).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            else:
+                self.fs.put_file(str(tmp), final)
+        finally:
+            tmp.unlink(missing_ok=True)
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    def list_named(self, prefix: str) -> list[str]:
+        """Keys below ``prefix`` (a folder, ending with ``/``), sorted."""
+        base = self._named_path(prefix.rstrip("/"))
+        if not self.fs.exists(base):
+            return []
+        start = f"{self.root}/named/"
+        paths = self.fs.find(base)
+        return sorted(
+            p[len(start) :] if p.startswith(start) else p.split("/named/", 1)[1] for p in paths
+        )
+
+    def read_named_table(self, key: str) -> Any:
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self._named_path(key), "rb") as fh:
+            return pq.read_table(fh)

@@ -446,6 +446,12 @@ def alias_history(
     ]
 
 
+def model_identity(session: Session, version: ModelVersion) -> tuple[int, str] | None:
+    """(project id, model name) of a version, for domains that hold versions by number."""
+    model = session.get(RegisteredModel, version.model_id)
+    return (model.project_id, model.name) if model else None
+
+
 def version_file(
     session: Session,
     principal: Principal,

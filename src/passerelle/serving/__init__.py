@@ -1,0 +1,1 @@
+"""Serving: endpoints, traffic routing (canary, shadow), inference log and feedback."""

@@ -1,0 +1,133 @@
+"""The inference log: spooled before each response, compacted into Parquet parts.
+
+Parts live in the object store under ``inference/endpoint=<name>/date=<YYYY-MM-DD>/`` and are
+named after the spool file they come from, so compacting the same file twice (a crash between
+the upload and the removal) rewrites the same part instead of duplicating rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from sqlalchemy.orm import sessionmaker
+
+from passerelle.core.spool import Spool, read_records, recoverable
+from passerelle.core.store import ObjectStore
+from passerelle.core.upsert import upsert
+
+log = logging.getLogger("passerelle.serving")
+SPOOL_NAME = "inference"
+PREFIX = "inference"
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """One row per prediction: ``input.<column>`` and ``output`` columns for columnar scans."""
+    row = {k: v for k, v in record.items() if k not in ("inputs", "output")}
+    for name, value in (record.get("inputs") or {}).items():
+        row[f"input.{name}"] = (
+            value if not isinstance(value, dict | list) else orjson.dumps(value).decode()
+        )
+    out = record.get("output")
+    row["output"] = out if not isinstance(out, dict | list) else orjson.dumps(out).decode()
+    return row
+
+
+class InferenceLog:
+    """Appends to this process's spool; compacts sealed spool files into Parquet parts."""
+
+    def __init__(
+        self, spool_dir: Path, store: ObjectStore, sessions: sessionmaker, *, fsync: bool = False
+    ) -> None:
+        self.spool_dir = spool_dir
+        self.spool = Spool(spool_dir, SPOOL_NAME, fsync=fsync)
+        self.store = store
+        self.sessions = sessions
+        self._compact_lock = threading.Lock()
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        self.spool.append(records)
+
+    def compact(self) -> int:
+        """Seal this process's file and turn every finished spool file into parts."""
+        with self._compact_lock:
+            self.spool.seal()
+            done = 0
+            for path in recoverable(self.spool_dir, SPOOL_NAME):
+                try:
+                    done += self._compact_file(path)
+                except Exception:  # keep the file: the next pass retries it
+                    log.exception("could not compact %s", path)
+            return done
+
+    def _compact_file(self, path: Path) -> int:
+        records = list(read_records(path))
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            day = dt.datetime.fromtimestamp(r["ts"] / 1000, dt.UTC).strftime("%Y-%m-%d")
+            groups[(r["endpoint"], day)].append(_flatten(r))
+        for (endpoint, day), rows in groups.items():
+            table = pa.Table.from_pylist(rows)
+            key = f"{PREFIX}/endpoint={endpoint}/date={day}/part-{path.stem}.parquet"
+            self.store.put_named_table(key, table)
+        self._index(records)
+        path.unlink(missing_ok=True)
+        return len(records)
+
+    def _index(self, records: list[dict[str, Any]]) -> None:
+        from passerelle.serving.models import PredictionRecord
+
+        rows = [
+            {
+                "id": r["prediction_id"],
+                "endpoint_id": r["endpoint_id"],
+                "version": r["version"],
+                "route": r["route"],
+                "at": r["ts"],
+            }
+            for r in records
+            if r.get("status") == "ok"
+        ]
+        if not rows:
+            return
+        with self.sessions() as session, session.begin():
+            for start in range(0, len(rows), 5000):
+                upsert(
+                    session,
+                    PredictionRecord,
+                    rows[start : start + 5000],
+                    ["id"],
+                    ["endpoint_id", "version", "route", "at"],
+                )
+
+    def read(
+        self, endpoint: str, since_ms: int | None = None, limit: int | None = None
+    ) -> pa.Table:
+        """Every compacted prediction of ``endpoint`` (after ``since_ms``), oldest first."""
+        self.compact()
+        tables = []
+        since_day = (
+            dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+            if since_ms
+            else None
+        )
+        for key in self.store.list_named(f"{PREFIX}/endpoint={endpoint}/"):
+            day = key.split("date=", 1)[1][:10]
+            if since_day and day < since_day:
+                continue
+            tables.append(self.store.read_named_table(key))
+        if not tables:
+            return pa.table({})
+        table = pa.concat_tables(tables, promote_options="permissive")
+        if since_ms:
+            import pyarrow.compute as pc
+
+            table = table.filter(pc.greater_equal(table["ts"], since_ms))
+        table = table.sort_by("ts")
+        return table.slice(0, limit) if limit else table
