@@ -560,3 +560,28 @@ def test_a_settings_change_rolls_the_pods() -> None:
     names = {n: one(render(n), "ConfigMap")["metadata"]["name"] for n in KUSTOMIZATIONS}
     assert all(re.fullmatch(r"passerelle-config-[a-z0-9]{10}", n) for n in names.values())
     assert names["base"] != names["production"]
+
+
+# -- the guide -----------------------------------------------------------------------------------
+def _env_keys(path: Path) -> list[str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line.split("=", 1)[0] for line in lines if line and not line.startswith("#")]
+
+
+def test_the_guide_documents_every_setting_and_secret_key() -> None:
+    guide = (ROOT / "docs" / "kubernetes.md").read_text()
+    keys = {
+        *_env_keys(KUSTOMIZATIONS["base"] / "settings.env"),
+        *_env_keys(KUSTOMIZATIONS["production"] / "settings.env"),
+        *secret_example()["stringData"],
+    }
+    missing = sorted(k for k in keys if f"`{k}`" not in guide)
+    assert not missing, f"docs/kubernetes.md does not mention {missing}"
+
+
+def test_the_guide_gives_the_production_scaling_range() -> None:
+    guide = (ROOT / "docs" / "kubernetes.md").read_text()
+    patch = yaml.safe_load((KUSTOMIZATIONS["production"] / "autoscaling.yaml").read_text())
+    assert (
+        f"{patch['spec']['minReplicas']} to {patch['spec']['maxReplicas']} in production" in guide
+    )
