@@ -45,7 +45,11 @@ def get_endpoint(name: str, session: SessionDep, principal: PrincipalDep):
 
 @router.post("/api/v1/endpoints/{name}/deployments", response_model=EndpointPublic)
 def change_deployment(
-    name: str, body: DeploymentChange, session: SessionDep, principal: PrincipalDep
+    name: str,
+    body: DeploymentChange,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request: Request,
 ):
     endpoint = service.apply_change(
         session,
@@ -60,6 +64,8 @@ def change_deployment(
         request_key=body.request_key,
         redact=body.redact,
     )
+    session.commit()  # in force before this process serves its next request
+    request.app.state.serving.invalidate(name)
     return json_response(service.endpoint_public(endpoint))
 
 

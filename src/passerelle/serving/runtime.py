@@ -95,6 +95,11 @@ class ServingRuntime:
             raise EndpointUnavailable(f"endpoint '{name}' has no version deployed")
         return config
 
+    def invalidate(self, name: str) -> None:
+        """Forget cached configs of ``name``: a change made here is in force here at once."""
+        for key in [k for k in self._configs if k[0] == name]:
+            self._configs.pop(key, None)
+
     # -- models --------------------------------------------------------------------------------
     def model(self, config: dict[str, Any], version: int) -> LoadedModel:
         """The loaded model of a version; loaded (and verified) once per process."""
