@@ -188,7 +188,10 @@ async def predict(
     name: str, request: Request, principal: PrincipalDep, background: BackgroundTasks
 ):
     records, table = await _inputs(request)
-    return json_response(await _predict(name, request, principal, background, records, table))
+    answer = await _predict(name, request, principal, background, records, table)
+    response = json_response(answer)
+    response.headers["X-Model-Version"] = str(answer["model_version"])
+    return response
 
 
 _V2_TYPES = {

@@ -12,6 +12,7 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ class ServingRuntime:
         self._models: dict[tuple[int, str, int], LoadedModel] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[tuple[int, str, int], threading.Lock] = {}
+        # Observers of every model call: (endpoint, version, rows) — metrics hang here.
+        self.on_batch: list[Callable[[str, int, int], None]] = []
 
     # -- configuration -------------------------------------------------------------------------
     def config(self, name: str, principal: Principal) -> dict[str, Any]:
@@ -164,6 +167,8 @@ class ServingRuntime:
         started = time.perf_counter()
         outputs = model.predict(table)
         latency = (time.perf_counter() - started) * 1000
+        for observe in self.on_batch:
+            observe(config["name"], version, len(records))
         predictions = outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)
         ids = [new_prediction_id() for _ in predictions]
         ts = now_ms()
