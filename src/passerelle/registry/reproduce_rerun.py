@@ -141,6 +141,20 @@ def install_package_list(packages: Path, venv: Path, cwd: Path) -> None:
         raise RerunError(f"uv pip install failed: {_tail(out.stderr or out.stdout)}", "environment")
 
 
+def _installable(packages: bytes) -> bytes:
+    """The recorded list, with passerelle taken from where this one comes from when that is a
+    source checkout: a name looked up on the package index must not replace a local install."""
+    from passerelle.registry.build import passerelle_source
+
+    source = passerelle_source()
+    lines = packages.decode(errors="replace").splitlines()
+    if source is not None:
+        # Editable, like a development install: uv caches wheels built from a folder by its
+        # pyproject.toml alone, so a plain install could bring back stale code.
+        lines = [ln for ln in lines if not ln.startswith("passerelle==")] + [f"-e {source}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
 @dataclass
 class Environment:
     """The interpreter the rerun uses, and how it came to be (for the report)."""
@@ -185,7 +199,7 @@ def rebuild_environment(
             )
     if packages is not None:
         listing = scratch / "packages.txt"
-        listing.write_bytes(packages)
+        listing.write_bytes(_installable(packages))
         progress("creating an environment with uv venv")
         create_venv(venv, python, tree)
         progress("installing the recorded package list with uv pip install")
