@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from passerelle import __version__
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     app = FastAPI(
+        lifespan=_lifespan,
         title="passerelle",
         version=__version__,
         description="Tracking, registry, serving, monitoring and tracing in one loop.",
@@ -86,6 +90,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     else:
         mount_ui(app)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, stop background work and compact the inference log one last time, so a
+    stopped process (a pod deleted by a rolling update) leaves nothing in its spool."""
+    yield
+    stop = getattr(app.state, "stop_background", None)
+    if stop is not None:
+        stop.set()
+    serving = getattr(app.state, "serving", None)
+    if serving is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(serving.log.compact)
 
 
 def start_serving(app: FastAPI) -> None:

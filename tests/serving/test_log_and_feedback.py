@@ -81,3 +81,26 @@ def test_feedback_single_bulk_and_unknown(served: Served) -> None:
     assert rows[ids[1]]["ground_truth"] == 0 and rows[ids[2]]["score"] == 0.5
     r = served.http.post("/api/v1/feedback", json={"prediction_id": "not-hex"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "prediction_id"
+
+
+def test_shutdown_compacts_the_spool(app, served: Served) -> None:
+    """A stopped process leaves nothing in its spool (a deleted pod loses its disk)."""
+    from fastapi.testclient import TestClient
+
+    from passerelle.core.spool import recoverable
+
+    served.change(action="deploy", version=1)
+    with TestClient(app) as http:  # runs the lifespan: shutdown on exit
+        ids = http.post("/v1/endpoints/churn/predict", json={"inputs": [ROW]}).json()[
+            "prediction_ids"
+        ]
+    spool_dir = app.state.serving.log.spool_dir
+    assert recoverable(spool_dir, "inference") == []
+    assert not list(spool_dir.glob("*.spool"))
+    keys = app.state.store.list_named("inference/endpoint=churn/")
+    logged = {
+        pid
+        for k in keys
+        for pid in app.state.store.read_named_table(k)["prediction_id"].to_pylist()
+    }
+    assert set(ids) <= logged
