@@ -121,7 +121,14 @@ def start_serving(app: FastAPI) -> None:
         home / "spool" / "inference", app.state.store, app.state.sessions, fsync=settings.log_fsync
     )
     log.compact()
-    app.state.serving = ServingRuntime(app.state.sessions, app.state.store, home, log)
+    app.state.serving = ServingRuntime(
+        app.state.sessions,
+        app.state.store,
+        home,
+        log,
+        max_batch_rows=settings.serving_max_batch_rows,
+        max_wait_ms=settings.serving_max_wait_ms,
+    )
     stop = threading.Event()
     app.state.stop_background = stop
 

@@ -103,6 +103,19 @@ class Settings(BaseSettings):
         "acknowledged prediction survives a process crash (SIGKILL); on, a power loss too.",
     )
 
+    serving_max_batch_rows: int = Field(
+        default=512,
+        gt=0,
+        description="Serving: most rows grouped into one model call by micro-batching.",
+    )
+    serving_max_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        description="Serving: longest a request waits for others to share its model call; "
+        "only while other requests for the same version are waiting (a lone request never "
+        "waits).",
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:

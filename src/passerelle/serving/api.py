@@ -153,20 +153,25 @@ async def _predict(
     records: list[dict[str, Any]],
     table: pa.Table,
 ) -> dict[str, Any]:
+    """Route, validate, then join a micro-batch; thread hops only when something is cold."""
     runtime: ServingRuntime = request.app.state.serving
-    config = await run_in_threadpool(runtime.config, name, principal)
+    config = runtime.cached_config(name, principal) or await run_in_threadpool(
+        runtime.config, name, principal
+    )
     if config["paused"]:
         raise EndpointUnavailable(f"endpoint '{name}' is paused")
     key = request.headers.get("x-request-key")
     if key is None and config["request_key"] and config["request_key"] in records[0]:
         key = str(records[0][config["request_key"]])
     version, route = runtime.route(config, key)
-    model = await run_in_threadpool(runtime.model, config, version)
+    model = runtime.cached_model(config, version) or await run_in_threadpool(
+        runtime.model, config, version
+    )
     if model.signature is not None:
         table = validate_input(table, model.signature)
-    answer = await run_in_threadpool(runtime.predict, config, version, route, records, table, key)
+    answer = await runtime.batcher(config, version).submit(records, table, key, route)
     if config["shadow_versions"]:
-        background.add_task(run_in_threadpool, runtime.shadow, config, records, table, key)
+        background.add_task(runtime.shadow, config, records, table, key)
     return answer
 
 

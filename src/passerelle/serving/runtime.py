@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
@@ -28,6 +29,7 @@ from passerelle.core.store import ObjectStore
 from passerelle.registry import service as registry
 from passerelle.registry.loaded import LoadedModel, load_folder
 from passerelle.serving import routing
+from passerelle.serving.batching import Batcher, Pending
 from passerelle.serving.inference_log import InferenceLog
 from passerelle.serving.models import Endpoint
 from passerelle.serving.service import endpoint_public
@@ -55,7 +57,14 @@ def prediction_time(prediction_id: str) -> int | None:
 
 class ServingRuntime:
     def __init__(
-        self, sessions: sessionmaker, store: ObjectStore, home: Path, inference_log: InferenceLog
+        self,
+        sessions: sessionmaker,
+        store: ObjectStore,
+        home: Path,
+        inference_log: InferenceLog,
+        *,
+        max_batch_rows: int = 512,
+        max_wait_ms: float = 2.0,
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -68,6 +77,9 @@ class ServingRuntime:
         self._load_locks: dict[tuple[int, str, int], threading.Lock] = {}
         # Observers of every model call: (endpoint, version, rows) — metrics hang here.
         self.on_batch: list[Callable[[str, int, int], None]] = []
+        self._batchers: dict[tuple[int, str, int], Batcher] = {}
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait_ms / 1000
 
     # -- configuration -------------------------------------------------------------------------
     def config(self, name: str, principal: Principal) -> dict[str, Any]:
@@ -153,53 +165,88 @@ class ServingRuntime:
                     self.model(config, v)
 
     # -- prediction ----------------------------------------------------------------------------
-    def predict(
-        self,
-        config: dict[str, Any],
-        version: int,
-        route: str,
-        records: list[dict],
-        table: Any,
-        request_key: str | None,
-    ) -> dict[str, Any]:
-        """Predict, spool one log record per row, and return the answer (sync: a worker thread)."""
+    def cached_config(self, name: str, principal: Principal) -> dict[str, Any] | None:
+        """The config when the cached copy is fresh (no thread hop, no query), else None."""
+        cached = self._configs.get((name, principal.project_id))
+        if cached is None or time.monotonic() - cached[0] >= REFRESH_SECONDS:
+            return None
+        return self.config(name, principal)
+
+    def cached_model(self, config: dict[str, Any], version: int) -> LoadedModel | None:
+        return self._models.get((config["project_id"], config["model"], version))
+
+    def batcher(self, config: dict[str, Any], version: int) -> Batcher:
+        """The micro-batcher of one version (created in the event loop that uses it)."""
+        key = (config["project_id"], config["model"], version)
+        found = self._batchers.get(key)
+        if found is None:
+            found = self._batchers[key] = Batcher(
+                lambda batch: self.predict_many(config, version, batch),
+                max_rows=self.max_batch_rows,
+                max_wait=self.max_wait,
+            )
+        return found
+
+    def predict_many(
+        self, config: dict[str, Any], version: int, batch: list[Pending]
+    ) -> list[dict[str, Any]]:
+        """One model call for several validated requests; spools every row before returning."""
         model = self.model(config, version)
+        tables = [p.table for p in batch]
+        table = (
+            tables[0]
+            if len(tables) == 1
+            else pa.concat_tables(tables, promote_options="permissive")
+        )
         started = time.perf_counter()
-        outputs = model.predict(table)
+        outputs = model.model.predict(table.to_pandas())
         latency = (time.perf_counter() - started) * 1000
-        for observe in self.on_batch:
-            observe(config["name"], version, len(records))
         predictions = outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)
-        ids = [new_prediction_id() for _ in predictions]
+        for observe in self.on_batch:
+            observe(config["name"], version, len(predictions))
         ts = now_ms()
         redact = set(config["redact"])
-        self.log.append(
-            [
+        answers, records, offset = [], [], 0
+        for item in batch:
+            n = item.table.num_rows
+            part = predictions[offset : offset + n]
+            offset += n
+            ids = [new_prediction_id() for _ in part]
+            answers.append({"predictions": part, "prediction_ids": ids, "model_version": version})
+            records.extend(
                 {
                     "prediction_id": pid,
                     "endpoint": config["name"],
                     "endpoint_id": config["id"],
                     "version": version,
-                    "route": route,
+                    "route": item.route,
                     "inputs": {k: ("***" if k in redact else v) for k, v in rec.items()},
                     "output": out,
                     "latency_ms": latency,
                     "status": "ok",
-                    "request_key": request_key,
+                    "request_key": item.request_key,
                     "ts": ts,
                 }
-                for pid, rec, out in zip(ids, records, predictions, strict=True)
-            ]
-        )
-        return {"predictions": predictions, "prediction_ids": ids, "model_version": version}
+                for pid, rec, out in zip(ids, item.records, part, strict=True)
+            )
+        self.log.append(records)  # durable before any caller gets its answer
+        return answers
 
-    def shadow(
+    async def shadow(
         self, config: dict[str, Any], records: list[dict], table: Any, request_key: str | None
     ) -> None:
         """Run every shadow on a copy of the request; failures are logged, never raised."""
+        from starlette.concurrency import run_in_threadpool
+
+        from passerelle.registry.signature import validate_input
+
         for version in config["shadow_versions"]:
             try:
-                self.predict(config, version, "shadow", records, table, request_key)
+                model = await run_in_threadpool(self.model, config, version)
+                shadow_table = validate_input(table, model.signature) if model.signature else table
+                await self.batcher(config, version).submit(
+                    records, shadow_table, request_key, "shadow"
+                )
             except Exception:
                 log.exception("shadow version %s of %s failed", version, config["name"])
 
