@@ -42,9 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     sessions = make_session_factory(engine)
-    with session_scope(sessions) as session:
-        auth.ensure_project(session, "default")
-        check_startup(settings, auth.count_active_keys(session))
+    try:
+        with session_scope(sessions) as session:
+            auth.ensure_project(session, "default")
+            check_startup(settings, auth.count_active_keys(session))
+    except BaseException:
+        engine.dispose()  # a refused start leaves no connection behind
+        raise
     store = ObjectStore(
         settings.resolved_artifact_root,
         spool_dir=settings.home.resolve() / "spool",
@@ -66,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
-        exempt=("/artifacts", "/api/v1/blobs"),
+        exempt=(r"/api/v1/runs/[^/]+/artifacts", r"/api/v1/blobs"),
     )
 
     from passerelle.admin.api import router as admin_router

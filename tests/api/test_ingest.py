@@ -80,3 +80,13 @@ def test_unknown_run(client) -> None:
         "/api/v1/runs/" + "f" * 32 + "/metrics/batch", json={"metrics": [{"key": "a", "value": 1}]}
     )
     assert r.status_code == 404 and r.json()["error"]["field"] == "run_id"
+
+
+def test_only_the_upload_routes_skip_the_body_limit(app, client, run_id) -> None:
+    """A route that merely contains 'artifacts' in its path is still limited."""
+    limit = app.state.settings.max_request_bytes
+    big = b"x" * (limit + 1)
+    r = client.post(f"/api/v1/runs/{run_id}/artifacts/content", content=big)
+    assert r.status_code == 413
+    r = client.put(f"/api/v1/runs/{run_id}/artifacts", params={"path": "big.bin"}, content=big)
+    assert r.status_code == 201 and r.json()["size"] == limit + 1

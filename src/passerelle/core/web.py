@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -138,14 +139,15 @@ class BodyLimitMiddleware:
     - A NUL character in the URL or in a JSON body is refused with 422 naming the field:
       PostgreSQL cannot store it in text, so it would otherwise fail deep inside a query.
 
-    Paths containing an ``exempt`` part are streamed uploads: their size is limited by the
-    object store as it writes, so their body is passed through untouched.
+    ``PUT`` requests whose whole path matches one of the ``exempt`` patterns are streamed
+    uploads: their size is limited by the object store as it writes, so their body is passed
+    through untouched. Nothing else is exempt (a pattern must match the full path).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...]) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.exempt = exempt
+        self.exempt = tuple(re.compile(p) for p in exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -157,7 +159,7 @@ class BodyLimitMiddleware:
             )
             await json_response(err.to_dict(), err.status)(scope, receive, send)
             return
-        if any(p in scope["path"] for p in self.exempt):
+        if scope["method"] == "PUT" and any(p.fullmatch(scope["path"]) for p in self.exempt):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
