@@ -38,6 +38,12 @@ _EXPORTS = {
     "get_model_version": "passerelle.sdk.registry",
     "download_model": "passerelle.sdk.registry",
     "load_model": "passerelle.sdk.registry",
+    "deploy": "passerelle.sdk.serving",
+    "rollback": "passerelle.sdk.serving",
+    "predict": "passerelle.sdk.serving",
+    "inference_log": "passerelle.sdk.serving",
+    "feedback": "passerelle.sdk.serving",
+    "feedback_many": "passerelle.sdk.serving",
 }
 
 __all__ = [
@@ -48,10 +54,14 @@ __all__ = [
     "Run",
     "__version__",
     "active_run",
+    "deploy",
     "download_model",
     "end_run",
+    "feedback",
+    "feedback_many",
     "get_model_version",
     "get_run",
+    "inference_log",
     "load_model",
     "log_artifact",
     "log_dataset",
@@ -60,7 +70,9 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "predict",
     "register_model",
+    "rollback",
     "search_runs",
     "set_alias",
     "set_default_client",
@@ -94,6 +106,14 @@ if TYPE_CHECKING:
         set_tag,
         set_tags,
         start_run,
+    )
+    from passerelle.sdk.serving import (
+        deploy,
+        feedback,
+        feedback_many,
+        inference_log,
+        predict,
+        rollback,
     )
     from passerelle.sdk.views import Run, get_run, search_runs
 

@@ -34,6 +34,12 @@ EXPECTED = {
     "set_tag",
     "set_tags",
     "start_run",
+    "deploy",
+    "rollback",
+    "predict",
+    "inference_log",
+    "feedback",
+    "feedback_many",
 }
 
 

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from passerelle import __version__
-from passerelle.cli import admin, registry, server, tracking
+from passerelle.cli import admin, registry, server, serving, tracking
 from passerelle.cli.output import fail
 from passerelle.cli.state import STATE_KEY, CliState
 
@@ -126,6 +126,10 @@ app.add_typer(admin.projects_app, name="projects")
 app.add_typer(registry.models_app, name="models")
 app.command("reproduce")(registry.reproduce)
 app.command("build")(registry.build)
+app.command("deploy")(serving.deploy)
+app.command("rollback")(serving.rollback)
+app.add_typer(serving.deployments_app, name="deployments")
+app.command("predict")(serving.predict)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from passerelle.core.ids import now_ms
 from passerelle.core.web import PrincipalDep, SessionDep, presented_key
 from passerelle.registry import service, views
 from passerelle.registry.schemas import ALIAS_NAME
+from passerelle.serving import views as serving_views
 from passerelle.web.login import _same_origin
 from passerelle.web.render import PageRoute, error_page, query_string, render
 
@@ -150,7 +151,13 @@ def version_page(
             }
             for path, digest in sorted(v["files"].items())
         ],
-        "graph": views.lineage_graph(model.name, v, run, v["aliases"]),
+        "graph": views.lineage_graph(
+            model.name,
+            v,
+            run,
+            v["aliases"],
+            serving_views.deployments_of(session, principal, model.project_id, model.name, version),
+        ),
         "code": lineage.get("code") or {},
         "environment": lineage.get("environment") or {},
         "datasets": lineage.get("data") or [],

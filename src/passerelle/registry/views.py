@@ -207,6 +207,17 @@ def _curve(a: Node, b: Node) -> str:
     return f"M{x1},{y1} C{x1 + mid},{y1} {x2 - mid},{y2} {x2 - 2},{y2}"
 
 
+def _detour(a: Node, b: Node, y: int) -> str:
+    """From ``a`` to ``b`` two columns on, passing under the column between them."""
+    x1, y1 = a.x + a.w, a.y + a.h // 2
+    x2, y2 = b.x, b.y + b.h // 2
+    r = COL_GAP // 2
+    return (
+        f"M{x1},{y1} C{x1 + r},{y1} {x1 + r},{y} {x1 + 2 * r},{y} L{x2 - 2 * r},{y} "
+        f"C{x2 - r},{y} {x2 - r},{y2} {x2 - 2},{y2}"
+    )
+
+
 def lineage_graph(
     model: str,
     version: dict[str, Any],
@@ -270,7 +281,13 @@ def lineage_graph(
         for a in aliases
     ] or [Node("alias", "no alias", ["set one below"], placeholder=True)]
     deploy_nodes = [
-        Node("deployment", str(d.get("name", "deployment")), [str(d.get("detail", ""))])
+        Node(
+            "deployment",
+            str(d.get("name", "deployment")),
+            [str(d.get("detail", ""))],
+            href=d.get("href"),
+            tooltip=f"endpoint {d.get('name')}: {d.get('detail', '')}",
+        )
         for d in deployments
     ] or [Node("deployment", "no deployment", ["not served yet"], placeholder=True)]
 
@@ -300,9 +317,14 @@ def lineage_graph(
     for node in alias_nodes:
         if not node.placeholder:
             edges.append(Edge(_curve(version_node, node)))
+    below = HEADER_H + body_h + 12
+    served = [n for n in deploy_nodes if not n.placeholder]
+    for node in served:  # under the aliases: an endpoint serves the version, not an alias
+        edges.append(Edge(_detour(version_node, node, below)))
     nodes = [n for _, col in columns for n in col]
     width = len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
-    return Graph(headings, nodes, edges, width=width, height=HEADER_H + body_h + 4)
+    height = HEADER_H + body_h + (18 if served else 4)
+    return Graph(headings, nodes, edges, width=width, height=height)
 
 
 # -- confirmation tokens -----------------------------------------------------------------------

@@ -46,12 +46,18 @@ def mount_ui(app: FastAPI) -> None:
     """Add the UI to an app built by ``create_app``: templates, static files and pages."""
     from passerelle.registry.pages import TEMPLATES as REGISTRY_TEMPLATES
     from passerelle.registry.pages import router as registry_pages
+    from passerelle.serving.pages import TEMPLATES as SERVING_TEMPLATES
+    from passerelle.serving.pages import router as serving_pages
     from passerelle.tracking.pages import TEMPLATES as TRACKING_TEMPLATES
     from passerelle.tracking.pages import router as tracking_pages
     from passerelle.web.login import router as login_router
 
     app.state.templates = make_environment(
-        {"tracking": TRACKING_TEMPLATES, "registry": REGISTRY_TEMPLATES}
+        {
+            "tracking": TRACKING_TEMPLATES,
+            "registry": REGISTRY_TEMPLATES,
+            "serving": SERVING_TEMPLATES,
+        }
     )
     # Signs confirmations of changes made from pages when no key identifies the caller.
     app.state.confirm_secret = secrets.token_bytes(32)
@@ -63,6 +69,7 @@ def mount_ui(app: FastAPI) -> None:
     app.include_router(login_router)
     app.include_router(tracking_pages)
     app.include_router(registry_pages)
+    app.include_router(serving_pages)
 
 
 __all__ = ["mount_ui"]
