@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from passerelle.app import create_app
+from passerelle.core.settings import Settings
 from passerelle.registry.reproduce_checks import check_data
 from passerelle.registry.reproduce_report import (
     DIFFERS,
@@ -34,6 +36,7 @@ from passerelle.registry.reproduce_report import (
 from passerelle.sdk.client import Client
 from passerelle.sdk.fingerprint import fingerprint
 from tests.cli._helpers import Invoke, clean_env, make_invoke
+from tests.conftest import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -338,6 +341,50 @@ def test_without_a_project_the_rerun_installs_the_recorded_package_list(trained:
     env = checks(report_of(result), "environment")
     assert env["rebuild"]["detail"] == "rebuilt from the recorded package list with uv pip install"
     assert env["packages"]["status"] == OK, env["packages"]["detail"]
+
+
+def test_rerun_against_a_server(tmp_path: Path) -> None:
+    """The original run, the rerun and the check all go through one server.
+
+    SQLite only: what differs from embedded mode is how the rerun reaches the store, not the
+    database behind the server, and each variant costs two training runs.
+    """
+    app = create_app(Settings(home=tmp_path / "server", _env_file=None))
+    server = LiveServer(app).start()
+    try:
+        repo = make_repo(tmp_path)
+        train(repo, tmp_path / "unused", "served", PASSERELLE_URL=server.url)
+        cli = make_invoke(tmp_path / "unused")
+        result = cli(
+            "--url", server.url, "reproduce", "models:/served/1", "--rerun", "--no-env", "--json"
+        )
+        assert result.exit_code == 0, result.output
+        report = report_of(result)
+        client = Client(url=server.url)
+        try:
+            new = client.get_run(report["new_run_id"])
+        finally:
+            client.close()
+        assert new["tags"]["passerelle.reproduces"] == report["run_id"]
+        assert not (tmp_path / "unused").exists()  # nothing was written to an embedded store
+    finally:
+        server.stop()
+        app.state.engine.dispose()
+
+
+def test_blobs_are_read_back_by_digest_and_verified(client, settings) -> None:
+    data = b"numpy==2.0.1\npandas==2.2.0\n"
+    digest = client.put("/api/v1/blobs", content=data).json()["sha256"]
+    got = client.get(f"/api/v1/blobs/{digest}")
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["etag"] == f'"{digest}"'
+    missing = client.get(f"/api/v1/blobs/{'0' * 64}")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert client.get("/api/v1/blobs/not-a-digest").status_code == 422
+    blob = next((settings.home / "artifacts" / "blobs").rglob(digest))
+    blob.write_bytes(data.replace(b"2.0.1", b"2.0.2"))
+    corrupted = client.get(f"/api/v1/blobs/{digest}")
+    assert corrupted.status_code == 500 and corrupted.json()["error"]["code"] == "integrity"
 
 
 # -- the comparisons themselves ----------------------------------------------------------------
