@@ -311,6 +311,17 @@ def predict(
         int,
         typer.Option("--batch-size", "-b", metavar="ROWS", min=1, help="Rows sent per request."),
     ] = 1000,
+    passthrough: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--passthrough",
+            "-k",
+            metavar="COLUMN",
+            help="A column copied to the output but not sent to the model (an id, a key); "
+            "repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary instead of text.")
     ] = False,
@@ -332,9 +343,17 @@ def predict(
         source = pq.ParquetFile(input_path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise fail(f"{input_path} is not a readable Parquet file: {exc}", "input") from None
-    clash = [c for c in ADDED_COLUMNS if c in source.schema_arrow.names]
+    names = source.schema_arrow.names
+    clash = [c for c in ADDED_COLUMNS if c in names]
     if clash:
         raise fail(f"{input_path} already has a column named {clash[0]!r}", "input")
+    kept = list(dict.fromkeys(passthrough or []))
+    unknown = [c for c in kept if c not in names]
+    if unknown:
+        raise fail(f"{input_path} has no column {unknown[0]!r}", "passthrough", code=EXIT_USAGE)
+    sent = [c for c in names if c not in kept]
+    if not sent:
+        raise fail("every column is passed through: nothing left to send", "passthrough", 2)
     if output.resolve() == input_path.resolve():
         raise fail("the output must not overwrite the input", "output", code=EXIT_USAGE)
     c = client(ctx)
@@ -353,7 +372,7 @@ def predict(
                     answer = c.request(
                         "POST",
                         url,
-                        content=arrow_ipc(batch),
+                        content=arrow_ipc(batch.select(sent)),
                         headers={"Content-Type": ARROW_STREAM},
                     )
                 except PayloadTooLarge as exc:
