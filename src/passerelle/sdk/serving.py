@@ -271,12 +271,17 @@ def read_log(
     limit: int | None,
     page: int = LOG_PAGE,
 ) -> list[dict[str, Any]]:
-    """Rows of the log, oldest first, fetched page by page from the last time seen."""
+    """Rows of the log, oldest first, fetched page by page from the last time seen.
+
+    The route pages by time only, and the rows of one request share their time: each page
+    starts again at the last millisecond seen (its rows already read are skipped), and a page
+    that brings nothing new is asked again twice as large, up to the route's maximum.
+    """
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     cursor = since
+    size = page if limit is None else min(page, limit)
     while limit is None or len(rows) < limit:
-        size = page if limit is None else min(page, limit - len(rows))
         params: dict[str, int] = {"limit": size}
         if cursor is not None:
             params["since"] = cursor
@@ -284,9 +289,14 @@ def read_log(
         fresh = [r for r in batch if r.get("prediction_id") not in seen]
         rows.extend(fresh)
         seen.update(r.get("prediction_id") for r in fresh)
-        if len(batch) < size or not fresh:
+        if len(batch) < size:
             break
-        cursor = batch[-1]["ts"]  # the last millisecond again: its other rows are not lost
+        if fresh:
+            cursor = batch[-1]["ts"]  # the last millisecond again: its other rows are not lost
+        elif size >= LOG_PAGE:
+            break  # more rows in one millisecond than the route returns at once
+        else:
+            size = min(size * 2, LOG_PAGE)
     return rows if limit is None else rows[:limit]
 
 
