@@ -22,7 +22,7 @@ import pytest
 
 from passerelle.app import create_app
 from passerelle.core.settings import Settings
-from passerelle.registry.reproduce_checks import check_data
+from passerelle.registry.reproduce_checks import check_data, lock_relpath
 from passerelle.registry.reproduce_report import (
     DIFFERS,
     OK,
@@ -430,3 +430,11 @@ def test_package_diff_names_what_changed() -> None:
     old = b"numpy==1.26.4\npandas==2.2.0\ntorch==2.3.0\n"
     new = b"numpy==2.0.1\npandas==2.2.0\npolars==1.0.0\n"
     assert package_diff(old, new) == "numpy 1.26.4 → 2.0.1, +polars 1.0.0, -torch 2.3.0"
+
+
+def test_a_recorded_lock_path_cannot_climb_out_of_the_repository() -> None:
+    root = "/work/churn"
+    assert lock_relpath({"uv_lock_path": "/work/churn/uv.lock"}, root) == "uv.lock"
+    assert lock_relpath({"uv_lock_path": "/work/churn/svc/uv.lock"}, root) == "svc/uv.lock"
+    assert lock_relpath({"uv_lock_path": "/work/churn/../../etc/uv.lock"}, root) is None
+    assert lock_relpath({"uv_lock_path": "/elsewhere/uv.lock"}, root) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,10 +223,12 @@ def lock_relpath(env: dict[str, Any], root: str | None) -> str | None:
     path = env.get("uv_lock_path")
     if not path or not root:
         return None
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
+    # Lexical and normalised: lineage is data a client sent, and the rerun writes the lock at
+    # this path inside the worktree, so nothing may climb out of it.
+    rel = os.path.relpath(os.path.normpath(path), os.path.normpath(root))
+    if rel == "." or rel.startswith("..") or os.path.isabs(rel):
         return None
+    return Path(rel).as_posix()
 
 
 @dataclass

@@ -188,9 +188,7 @@ def rebuild_environment(
         project.parent.mkdir(parents=True, exist_ok=True)
         project.write_bytes(lock)
         if (project.parent / "pyproject.toml").is_file():
-            progress(
-                f"creating a Python {python or ''} environment with uv venv".replace("  ", " ")
-            )
+            progress(f"creating a Python {python or '(any)'} environment with uv venv")
             create_venv(venv, python, project.parent)
             progress("installing the recorded uv.lock with uv sync --frozen")
             sync_from_lock(project.parent, venv)
@@ -200,7 +198,7 @@ def rebuild_environment(
     if packages is not None:
         listing = scratch / "packages.txt"
         listing.write_bytes(_installable(packages))
-        progress("creating an environment with uv venv")
+        progress(f"creating a Python {python or '(any)'} environment with uv venv")
         create_venv(venv, python, tree)
         progress("installing the recorded package list with uv pip install")
         install_package_list(listing, venv, tree)
