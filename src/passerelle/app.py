@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router)
     app.include_router(serving_router)
     start_serving(app)
+    install_operations(app)
     app.include_router(blobs_router)
     try:
         from passerelle.web import mount_ui
@@ -100,6 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """On shutdown, stop background work and compact the inference log one last time, so a
     stopped process (a pod deleted by a rolling update) leaves nothing in its spool."""
+    from passerelle.serving.readiness import start_warming
+
+    start_warming(app)  # /readyz says ready once every deployed version is loaded
     yield
     stop = getattr(app.state, "stop_background", None)
     if stop is not None:
@@ -142,3 +146,12 @@ def start_serving(app: FastAPI) -> None:
                 log.compact()
 
     threading.Thread(target=compact_forever, name="passerelle-log-compaction", daemon=True).start()
+
+
+def install_operations(app: FastAPI) -> None:
+    """Prometheus metrics at /metrics and the models check of /readyz."""
+    from passerelle.serving.metrics import install_metrics
+    from passerelle.serving.readiness import install_readiness
+
+    install_metrics(app)
+    install_readiness(app)

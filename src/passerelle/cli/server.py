@@ -60,6 +60,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=256,
+            help="Server processes on the port. Each has its own socket and the "
+            "kernel spreads connections across them (SO_REUSEPORT, Linux).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the platform: web UI, REST API and API docs on one port.
 
@@ -75,6 +86,9 @@ def serve(
         app = _build_app(settings)
     except PasserelleError as exc:
         raise fail(exc.message, exc.field, code=EXIT_REFUSED) from None
+    if workers > 1:
+        _serve_workers(app, settings, workers)
+        return
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
@@ -94,6 +108,39 @@ def serve(
     finally:
         sock.close()
         app.state.engine.dispose()
+
+
+def _serve_workers(app: Any, settings: Settings, workers: int) -> None:
+    """Several processes: this one checked the configuration by building the app once; it now
+    supervises workers that each build their own."""
+    from passerelle.serving import workers as multi
+
+    app.state.stop_background.set()
+    app.state.engine.dispose()
+    if not multi.supported():
+        raise fail(
+            "--workers above 1 needs SO_REUSEPORT load balancing (Linux); run one process per "
+            "port instead",
+            "workers",
+            code=EXIT_REFUSED,
+        )
+    try:
+        held = multi.reserve_port(settings.host, settings.port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise fail(
+            f"cannot listen on {settings.host}:{settings.port}: {reason}", code=EXIT_REFUSED
+        ) from None
+    port = held.getsockname()[1]
+
+    def announce() -> None:
+        console().print(startup_panel(settings, port, workers))
+        sys.stdout.flush()
+
+    try:
+        multi.Supervisor(settings, workers, held).run(announce)
+    except multi.WorkersFailed as exc:
+        raise fail(str(exc), "workers", code=1) from None
 
 
 def _build_app(settings: Settings) -> Any:
@@ -142,7 +189,7 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def startup_panel(settings: Settings, port: int) -> Panel:
+def startup_panel(settings: Settings, port: int, workers: int = 1) -> Panel:
     """Where the UI and the API docs are, what is stored where, and whether keys are needed."""
     from sqlalchemy.engine import make_url
 
@@ -161,6 +208,8 @@ def startup_panel(settings: Settings, port: int) -> Panel:
     else:
         auth = Text("off: loopback only, no API key needed", style="yellow")
     grid.add_row("Auth", auth)
+    if workers > 1:
+        grid.add_row("Workers", Text(f"{workers} processes, connections spread by the kernel"))
     if settings.host.strip("[]") in ("0.0.0.0", "::"):
         grid.add_row("", Text("listening on every address of this machine", style="dim"))
     return Panel(
