@@ -21,6 +21,7 @@ from passerelle.sdk.client import Client
 from tests.cli._helpers import Invoke, make_invoke
 
 ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = {"UV_OFFLINE": "1"}
 PIN = re.compile(r"^[a-z0-9][a-z0-9._-]*==[A-Za-z0-9.+!_-]+$")
 
 
@@ -53,7 +54,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, pipeline, churn_data) -> Bui
         client.close()
     cli = make_invoke(home)
     folder = base / "context"
-    result = cli("build", "models:/churn@latest", "-o", str(folder), "--json")
+    # passerelle's wheel is built by uv from this checkout, with no package index needed.
+    result = cli("build", "models:/churn@latest", "-o", str(folder), "--json", env=OFFLINE)
     assert result.exit_code == 0, result.output
     return Built(home, cli, folder, version, json.loads(result.stdout))
 
