@@ -35,6 +35,7 @@ from passerelle.registry.reproduce_report import (
 from passerelle.sdk.client import Client
 from passerelle.sdk.fingerprint import fingerprint
 from passerelle.sdk.lineage import installed_packages
+from passerelle.sdk.runs import start_run
 from tests.cli._helpers import Invoke, clean_env, make_invoke
 from tests.conftest import LiveServer
 
@@ -235,6 +236,20 @@ def test_a_commit_missing_from_the_checkout_is_reported(trained: Trained, tmp_pa
     assert commit["status"] == DIFFERS and f"is not in {other}" in commit["detail"]
     assert "not rerun: the code" in checks(report, "metrics")["rerun"]["detail"]
     assert report["new_run_id"] is None
+
+
+def test_a_run_without_lineage_cannot_reproduce(trained: Trained) -> None:
+    client = Client(home=trained.home)
+    try:
+        with start_run(experiment="notebook", client=client, capture_lineage=False) as run:
+            run.log_metric("f1", 0.5)
+    finally:
+        client.close()
+    result = trained.cli("reproduce", run.id, "--json")
+    assert result.exit_code == 1, result.output
+    report = report_of(result)
+    assert checks(report, "code")["commit"]["detail"] == "no code lineage was recorded for this run"
+    assert checks(report, "data")["datasets"]["status"] == WARNING
 
 
 # -- --rerun -----------------------------------------------------------------------------------

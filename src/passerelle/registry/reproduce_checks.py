@@ -84,6 +84,9 @@ def check_code(
     report: ReproduceReport, client: Client, code: dict[str, Any], repos: list[Path], scratch: Path
 ) -> CodeSource | None:
     """Is the commit reachable, and is the diff of a dirty run stored intact?"""
+    if not code:
+        report.add("code", "commit", DIFFERS, "no code lineage was recorded for this run")
+        return None
     if not code.get("git") or not code.get("commit"):
         report.add("code", "commit", DIFFERS, "the run was not in a git checkout: no commit")
         return None
