@@ -94,11 +94,11 @@ def test_connections_are_spread_over_the_workers(cluster: Cluster) -> None:
     output = cluster.server.output()
     assert f"Workers    {WORKERS} processes" in output
     supervisor = cluster.server.proc.pid
-    answered = Counter(worker_pid(cluster.server.url) for _ in range(100))
+    answered = Counter(worker_pid(cluster.server.url) for _ in range(60))
     assert len(answered) == WORKERS, answered
     assert supervisor not in answered  # the supervisor holds the port but serves nothing
     # the kernel balances new connections (SO_REUSEPORT): no worker is left idle
-    assert min(answered.values()) >= 15, answered
+    assert min(answered.values()) >= 10, answered
 
 
 def test_keep_alive_requests_do_not_wait_for_delayed_acks(cluster: Cluster) -> None:

@@ -100,35 +100,29 @@ class ServingMetrics:
         )
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._batch_children: dict[tuple[str, int], Any] = {}
-        self._endpoints: set[str] = set()
+        self._labels: set[str] = set()
 
     def _endpoint_label(self, name: str) -> str:
-        if name in self._endpoints:
+        if name in self._labels:
             return name
-        if len(self._endpoints) >= MAX_ENDPOINT_LABELS:
+        if len(self._labels) >= MAX_ENDPOINT_LABELS:
             return OTHER
-        self._endpoints.add(name)
+        self._labels.add(name)
         return name
 
     def observe_request(self, endpoint: str, version: str, status: int, seconds: float) -> None:
-        key = (endpoint, version)
-        children = self._request_children.get(key)
+        if not version and status in (401, 403, 404):
+            endpoint = UNKNOWN  # no such endpoint, or not the caller's to know about
+        label = self._endpoint_label(endpoint)
+        children = self._request_children.get((label, version))
         if children is None:
-            if status in (401, 403, 404) and not version:
-                endpoint = UNKNOWN
-            label = self._endpoint_label(endpoint)
-            children = (
+            children = self._request_children[(label, version)] = (
                 self.requests.labels(label, version),
                 self.latency.labels(label, version),
             )
-            if label == endpoint:  # do not cache names that were folded away
-                self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
         if status >= 400:
-            if status in (401, 403, 404) and not version:
-                endpoint = UNKNOWN
-            label = self._endpoint_label(endpoint)
             self.errors.labels(label, version, "5xx" if status >= 500 else "4xx").inc()
 
     def observe_batch(self, endpoint: str, version: int, rows: int) -> None:
