@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from passerelle.core.auth import Action, Principal
-from passerelle.core.errors import InvalidInput
+from passerelle.core.errors import InvalidInput, PasserelleError
 from passerelle.core.ids import now_ms
 from passerelle.core.web import PrincipalDep, SessionDep
 from passerelle.serving import service, views
@@ -51,7 +52,11 @@ def _panel(
     """Everything an endpoint's card shows: roles, live figures, split, actions."""
     public = service.endpoint_public(endpoint)
     since = now - window * 60_000
-    log = request.app.state.serving.log.read(endpoint.name, since)
+    try:
+        log = request.app.state.serving.log.read(endpoint.name, since)
+        log_error = None
+    except PasserelleError as exc:  # the figures are lost, not the page
+        log, log_error = pa.table({}), exc.message
     requests = views.requests_of(log, endpoint.id, since)
     stats = views.version_stats(requests)
     rows = views.role_rows(public, stats, window)
@@ -73,6 +78,7 @@ def _panel(
         "can_rollback": endpoint.canary_version is not None or bool(endpoint.primary_history),
         "actions": {a: views.endpoint_path(endpoint.name, a) for a in CHANGES},
         "charts": None,
+        "log_error": log_error,
     }
     if charts:
         roles = {r["version"]: r["role"] for r in rows}
