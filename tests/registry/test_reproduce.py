@@ -215,6 +215,7 @@ def test_usage_errors_exit_2_and_unknown_models_exit_1(trained: Trained) -> None
     assert bad.exit_code == 2
     assert "cannot reproduce 'churn-v1'" in bad.stderr
     assert trained.cli("reproduce", "models:/repro/1", "--tolerance", "-1").exit_code == 2
+    assert trained.cli("reproduce", "models:/repro/1", "--repo", "/no/such/folder").exit_code == 2
     missing = trained.cli("reproduce", "models:/nope/1")
     assert missing.exit_code == 1
     assert "model 'nope' not found" in missing.stderr

@@ -237,10 +237,18 @@ def set_alias(
 
 
 # -- reproduce ---------------------------------------------------------------------------------
-MARKS = {"ok": ("✓", "green"), "warning": ("!", "yellow"), "differs": ("✗", "red")}
-MARKS["skipped"] = ("-", "dim")
-SECTION_NAMES = {"ok": "matched", "warning": "matched, with warnings", "differs": "differed"}
-SECTION_NAMES["skipped"] = "not checked"
+MARKS = {
+    "ok": ("✓", "green"),
+    "warning": ("!", "yellow"),
+    "differs": ("✗", "red"),
+    "skipped": ("-", "dim"),
+}
+SECTION_NAMES = {
+    "ok": "matched",
+    "warning": "matched, with warnings",
+    "differs": "differed",
+    "skipped": "not checked",
+}
 
 
 def reproduce(
@@ -278,6 +286,8 @@ def reproduce(
             metavar="PATH",
             help="Git checkout holding the commit (default: this one, then the recorded one).",
             show_default=False,
+            exists=True,
+            file_okay=False,
         ),
     ] = None,
     ignore_metric: Annotated[

@@ -93,11 +93,12 @@ def check_code(
     commit = code["commit"]
     where = next((r for r in repos if rr.commit_reachable(r, commit)), None)
     if where is None:
-        places = ", ".join(str(r) for r in repos) or "no git checkout here"
         hint = f" (it was on {code['remote']}: git fetch?)" if code.get("remote") else ""
-        report.add(
-            "code", "commit", DIFFERS, f"commit {short(commit, 12)} is not in {places}{hint}"
-        )
+        if repos:
+            where_not = "is not in " + ", ".join(str(r) for r in repos)
+        else:
+            where_not = "cannot be looked for: no git checkout here (use --repo)"
+        report.add("code", "commit", DIFFERS, f"commit {short(commit, 12)} {where_not}{hint}")
         return None
     report.add("code", "commit", OK, f"commit {short(commit, 12)} is reachable in {where}")
     diff = None
