@@ -98,6 +98,33 @@ def test_metrics_count_requests_errors_latency_and_batch_sizes(served: Served) -
     assert value(found, "passerelle_serving_batch_rows_bucket", le="1.0", **ok) == 6
 
 
+def test_server_errors_are_counted_as_5xx(served: Served) -> None:
+    served.change(action="deploy", version=1)
+    served.change(action="pause", reason="maintenance")
+    paused = served.http.post("/v1/endpoints/churn/predict", json={"inputs": [ROW]})
+    assert paused.status_code == 503
+    found = samples(served.http)
+    errors = "passerelle_serving_errors_total"
+    assert value(found, errors, endpoint="churn", version="", status_class="5xx") == 1
+    assert total(found, errors, status_class="4xx") == 0
+
+
+def test_an_unhandled_error_is_counted_and_raised() -> None:
+    async def broken(scope, receive, send) -> None:
+        raise RuntimeError("model exploded")
+
+    m = ServingMetrics()
+    scope = {"type": "http", "method": "POST", "path": "/v2/models/churn/infer"}
+    with pytest.raises(RuntimeError):
+        asyncio.run(MetricsMiddleware(broken, m)(scope, None, None))
+    errors = {
+        (s.labels["endpoint"], s.labels["status_class"]): s.value
+        for s in m.errors.collect()[0].samples
+        if s.name.endswith("_total")
+    }
+    assert errors == {("churn", "5xx"): 1.0}
+
+
 def test_each_app_counts_on_its_own(served: Served, tmp_path) -> None:
     """No global registry: a second app in the same process starts from zero."""
     served.change(action="deploy", version=1)

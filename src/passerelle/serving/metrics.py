@@ -198,13 +198,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_watch)
         except BaseException:
-            if not done:
+            if not done:  # an unhandled error (a 500), or the answer could not be sent
                 done = True
                 self.metrics.observe_request(
-                    endpoint,
-                    version,
-                    status if status >= 500 else 500,
-                    time.perf_counter() - started,
+                    endpoint, version, status or 500, time.perf_counter() - started
                 )
             raise
         if not done:  # the app ended without a complete answer (the client went away)

@@ -117,11 +117,16 @@ class Warmer:
         return loaded
 
     def _loop(self) -> None:
+        failing = False
         while not self.stop.is_set():
             try:
                 self.warm_once()
             except Exception:  # the database may be briefly away: try again next time
-                log.exception("model warm-up pass failed")
+                if not failing:  # said once per outage, not once a second
+                    log.exception("model warm-up pass failed; retrying every %s s", POLL_SECONDS)
+                failing = True
+            else:
+                failing = False
             if self.stop.wait(POLL_SECONDS):
                 return
 
