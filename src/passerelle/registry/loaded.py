@@ -18,6 +18,7 @@ class LoadedModel:
         self.manifest = manifest
         self.uri = uri
         self.signature: dict[str, Any] | None = manifest.get("signature")
+        self.schema_verdicts: dict[Any, list[dict[str, str]]] = {}  # see validate_input
 
     def __repr__(self) -> str:
         return f"<LoadedModel {self.manifest.get('model_class')} from {self.uri or 'a folder'}>"
@@ -25,7 +26,9 @@ class LoadedModel:
     def _frame(self, data: Any, extra: str) -> Any:
         if self.signature is None:
             return data
-        return validate_input(data, self.signature, extra=extra).to_pandas()
+        return validate_input(
+            data, self.signature, extra=extra, cache=self.schema_verdicts
+        ).to_pandas()
 
     def predict(self, data: Any, *, extra_columns: str = "reject") -> Any:
         """Validate ``data`` (a DataFrame, Arrow table or records), then predict."""

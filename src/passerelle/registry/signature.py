@@ -88,28 +88,58 @@ def _output_spec(output: Any) -> dict[str, Any]:
     return {"dtype": str(arr.dtype), "shape": [-1, *arr.shape[1:]]}
 
 
-def validate_input(data: Any, signature: dict[str, Any], *, extra: str = "reject") -> pa.Table:
+def _schema_problems(
+    table: pa.Table, expected: dict[str, dict[str, Any]], extra: str
+) -> list[dict[str, str]]:
+    """What the column names and types alone say is wrong (the same for every table with this
+    schema, so callers may remember it)."""
+    problems: list[dict[str, str]] = []
+    names = set(table.column_names)
+    for name, spec in expected.items():
+        if name not in names:
+            problems.append({"column": name, "problem": "missing"})
+            continue
+        kind = _kind(table.schema.field(name).type)
+        if kind not in ACCEPTS.get(spec["type"], {spec["type"]}):
+            problems.append({"column": name, "problem": f"expected {spec['type']}, got {kind}"})
+    if extra == "reject":
+        problems += [
+            {"column": c, "problem": "unexpected column"}
+            for c in table.column_names
+            if c not in expected
+        ]
+    return problems
+
+
+def validate_input(
+    data: Any,
+    signature: dict[str, Any],
+    *,
+    extra: str = "reject",
+    cache: dict[Any, list[dict[str, str]]] | None = None,
+) -> pa.Table:
     """Check ``data`` against ``signature``; return it with the signature's column order.
 
     ``extra``: ``"reject"`` (default) refuses unknown columns, ``"drop"`` removes them.
+    ``cache``: a dict kept by the caller (one per signature) where the verdict on each input
+    schema is remembered, so a stream of same-shaped requests is checked in microseconds.
     Raises ``SignatureError`` naming every missing, mistyped, unexpected or null column.
     """
     table = to_table(data)
     expected = {c["name"]: c for c in signature.get("inputs", [])}
-    problems: list[dict[str, str]] = []
-    for name, spec in expected.items():
-        if name not in table.column_names:
-            problems.append({"column": name, "problem": "missing"})
-            continue
-        col = table.column(name)
-        kind = _kind(col.type)
-        if kind not in ACCEPTS.get(spec["type"], {spec["type"]}):
-            problems.append({"column": name, "problem": f"expected {spec['type']}, got {kind}"})
-        elif col.null_count and not spec.get("nullable", True):
-            problems.append({"column": name, "problem": f"{col.null_count} null value(s)"})
-    unexpected = [c for c in table.column_names if c not in expected]
-    if unexpected and extra == "reject":
-        problems += [{"column": c, "problem": "unexpected column"} for c in unexpected]
+    key = (table.schema, extra)
+    found = cache.get(key) if cache is not None else None
+    if found is None:
+        found = _schema_problems(table, expected, extra)
+        if cache is not None and len(cache) < 512:
+            cache[key] = found
+    problems = list(found)
+    if not problems:
+        for name, spec in expected.items():
+            if not spec.get("nullable", True):
+                nulls = table.column(name).null_count
+                if nulls:
+                    problems.append({"column": name, "problem": f"{nulls} null value(s)"})
     if problems:
         summary = "; ".join(f"{p['column']}: {p['problem']}" for p in problems)
         raise SignatureError(
@@ -117,4 +147,6 @@ def validate_input(data: Any, signature: dict[str, Any], *, extra: str = "reject
             field=problems[0]["column"],
             details=problems,
         )
-    return table.select(list(expected)) if expected else table
+    if not expected or table.column_names == list(expected):
+        return table
+    return table.select(list(expected))
