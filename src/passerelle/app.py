@@ -66,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.store = store
-    app.state.principals = {}  # verified keys, briefly (core.web.get_principal)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

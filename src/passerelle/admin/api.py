@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from passerelle.admin import service
 from passerelle.admin.schemas import (
@@ -46,9 +46,5 @@ def revoke_key(
     key_id: Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX)],
     session: SessionDep,
     principal: PrincipalDep,
-    request: Request,
 ):
-    revoked = service.revoke_key(session, principal, key_id)
-    session.commit()
-    request.app.state.principals.clear()  # in force in this process at once
-    return revoked
+    return service.revoke_key(session, principal, key_id)

@@ -225,8 +225,8 @@ class ObjectStore:
             p[len(start) :] if p.startswith(start) else p.split("/named/", 1)[1] for p in paths
         )
 
-    def read_named_table(self, key: str) -> Any:
+    def read_named_table(self, key: str, columns: list[str] | None = None) -> Any:
         import pyarrow.parquet as pq
 
         with self.fs.open(self._named_path(key), "rb") as fh:
-            return pq.read_table(fh)
+            return pq.read_table(fh, columns=columns)

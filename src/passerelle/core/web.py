@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -18,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from passerelle.core.auth import ANONYMOUS_ADMIN, Principal, authenticate, hash_secret
+from passerelle.core.auth import ANONYMOUS_ADMIN, Principal, authenticate
 from passerelle.core.errors import InvalidInput, PasserelleError, PayloadTooLarge
 from passerelle.core.settings import Settings
 from passerelle.core.store import ObjectStore
@@ -69,37 +68,23 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.cookies.get(COOKIE_NAME)
 
 
-KEY_CACHE_SECONDS = 2.0
-
-
 async def get_principal(request: Request) -> Principal:
     """The caller. With auth off and no key presented, the caller is an anonymous admin.
 
-    A verified key is remembered for ``KEY_CACHE_SECONDS`` by its hash, so a busy client costs
-    one database lookup per interval, not one per request; revoking a key clears this
-    process's memory at once, and other processes forget it within the interval.
+    Async, so the anonymous case costs no thread hop; a presented key is looked up on every
+    request, so a key revoked by any process stops working at once.
     """
     settings: Settings = request.app.state.settings
     secret = presented_key(request)
     if not secret and not settings.auth_required:
         return ANONYMOUS_ADMIN
-    cache: dict[str, tuple[float, Principal]] = request.app.state.principals
-    digest = hash_secret(secret) if secret else ""
-    hit = cache.get(digest)
-    now = time.monotonic()
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-        return hit[1]
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
 
     def lookup() -> Principal:
         with request.app.state.sessions() as session:
             return authenticate(session, secret, admin)
 
-    principal = await run_in_threadpool(lookup)
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[digest] = (now, principal)
-    return principal
+    return await run_in_threadpool(lookup)
 
 
 # scope="function": commit before the response leaves, so a client that got 201 can read it.

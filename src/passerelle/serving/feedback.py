@@ -12,22 +12,8 @@ from passerelle.core.errors import NotFound
 from passerelle.core.ids import now_ms
 from passerelle.core.upsert import upsert
 from passerelle.serving.inference_log import InferenceLog
-from passerelle.serving.models import Endpoint, Feedback, PredictionRecord
+from passerelle.serving.models import Endpoint, Feedback
 from passerelle.serving.schemas import FeedbackItem
-
-
-def _endpoints_of(session: Session, ids: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for start in range(0, len(ids), 900):
-        chunk = ids[start : start + 900]
-        out.update(
-            session.execute(
-                select(PredictionRecord.id, PredictionRecord.endpoint_id).where(
-                    PredictionRecord.id.in_(chunk)
-                )
-            ).all()
-        )
-    return out
 
 
 def record_feedback(
@@ -35,10 +21,7 @@ def record_feedback(
 ) -> int:
     """Store feedback for known predictions; an unknown id rejects the whole call (404)."""
     ids = list(dict.fromkeys(i.prediction_id for i in items))
-    known = _endpoints_of(session, ids)
-    if len(known) < len(ids):
-        log.compact()  # predictions of this process that are still in the spool
-        known = _endpoints_of(session, ids)
+    known = log.lookup(ids)
     missing = [i for i in ids if i not in known]
     if missing:
         raise NotFound(

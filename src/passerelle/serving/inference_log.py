@@ -20,7 +20,6 @@ from sqlalchemy.orm import sessionmaker
 
 from passerelle.core.spool import Spool, read_records, recoverable
 from passerelle.core.store import ObjectStore
-from passerelle.core.upsert import upsert
 
 log = logging.getLogger("passerelle.serving")
 SPOOL_NAME = "inference"
@@ -76,35 +75,43 @@ class InferenceLog:
             table = pa.Table.from_pylist(rows)
             key = f"{PREFIX}/endpoint={endpoint}/date={day}/part-{path.stem}.parquet"
             self.store.put_named_table(key, table)
-        self._index(records)
         path.unlink(missing_ok=True)
         return len(records)
 
-    def _index(self, records: list[dict[str, Any]]) -> None:
-        from passerelle.serving.models import PredictionRecord
+    def lookup(self, prediction_ids: list[str]) -> dict[str, int]:
+        """Which endpoint answered each prediction id (ids unknown to the log are left out).
 
-        rows = [
-            {
-                "id": r["prediction_id"],
-                "endpoint_id": r["endpoint_id"],
-                "version": r["version"],
-                "route": r["route"],
-                "at": r["ts"],
-            }
-            for r in records
-            if r.get("status") == "ok"
-        ]
-        if not rows:
-            return
-        with self.sessions() as session, session.begin():
-            for start in range(0, len(rows), 5000):
-                upsert(
-                    session,
-                    PredictionRecord,
-                    rows[start : start + 5000],
-                    ["id"],
-                    ["endpoint_id", "version", "route", "at"],
+        A prediction id starts with its time, so only the parts of its day (and the day
+        before, for answers given across midnight) are read, and only two of their columns.
+        """
+        import pyarrow.compute as pc
+
+        self.compact()
+        by_day: dict[str, list[str]] = defaultdict(list)
+        for pid in prediction_ids:
+            try:
+                day = dt.datetime.fromtimestamp(int(pid[:12], 16) / 1000, dt.UTC)
+            except (ValueError, OverflowError, OSError):
+                continue  # not an id this server made: unknown
+            for d in (day, day - dt.timedelta(days=1)):
+                by_day[d.strftime("%Y-%m-%d")].append(pid)
+        found: dict[str, int] = {}
+        keys = self.store.list_named(f"{PREFIX}/") if by_day else []
+        for day, ids in by_day.items():
+            wanted = pa.array(sorted(set(ids) - set(found)), pa.string())
+            for key in keys:
+                if f"/date={day}/" not in key or not len(wanted):
+                    continue
+                table = self.store.read_named_table(key, columns=["prediction_id", "endpoint_id"])
+                hits = table.filter(pc.is_in(table["prediction_id"], value_set=wanted))
+                found.update(
+                    zip(
+                        hits["prediction_id"].to_pylist(),
+                        hits["endpoint_id"].to_pylist(),
+                        strict=True,
+                    )
                 )
+        return found
 
     def read(
         self, endpoint: str, since_ms: int | None = None, limit: int | None = None

@@ -78,17 +78,3 @@ class Feedback(Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
-
-
-class PredictionRecord(Base):
-    """Which endpoint and version answered each prediction id (filled when the log compacts)."""
-
-    __tablename__ = "predictions"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    endpoint_id: Mapped[int] = mapped_column(
-        ForeignKey("endpoints.id", ondelete="CASCADE"), index=True
-    )
-    version: Mapped[int] = mapped_column(Integer)
-    route: Mapped[str] = mapped_column(String(10))
-    at: Mapped[int] = mapped_column(BigInteger, index=True)
