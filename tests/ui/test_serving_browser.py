@@ -57,7 +57,7 @@ def test_roll_back_a_canary_through_the_confirmation_page(
 
     card.get_by_role("button", name="Roll back…").click()
     page.wait_for_selector("#confirm-form")
-    assert page.inner_text("h1") == "Roll back: churn?"
+    assert page.inner_text("h1") == "Roll back churn?"
     assert page.inner_text("#confirm-question") == (
         "The canary, version 3, stops receiving requests at once; version 2 answers all of them."
     )
@@ -101,7 +101,7 @@ def test_cancelling_a_promotion_changes_nothing(
     page.goto(live_server.url + "/endpoints/churn?project=default")
     page.locator("#change").get_by_role("button", name="Promote v3…").click()
     page.wait_for_selector("#confirm-form")
-    assert page.inner_text("h1") == "Promote the canary: churn?"
+    assert page.inner_text("h1") == "Promote the canary of churn?"
     page.click("#cancel")
     page.wait_for_url("**/endpoints/churn?project=default")
     state = endpoint_of(app)

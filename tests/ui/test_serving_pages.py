@@ -265,7 +265,7 @@ def test_rolling_back_asks_for_confirmation_then_applies_it(
     before = len(history_of(app))
     ask = client.post("/endpoints/churn/rollback", data={"project": "default"})
     assert ask.status_code == 200
-    assert "Roll back: churn?" in ask.text
+    assert "Roll back churn?" in ask.text
     assert (
         "The canary, version 3, stops receiving requests at once; version 2 answers all of them."
         in ask.text

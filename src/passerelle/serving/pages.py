@@ -141,7 +141,17 @@ def endpoint_page(
 
 # -- changes -----------------------------------------------------------------------------------
 CHANGES = ("promote", "weight", "rollback")
-VERBS = {"promote": "Promote the canary", "weight": "Change the weight", "rollback": "Roll back"}
+TITLES = {
+    "promote": "Promote the canary of {}?",
+    "weight": "Change the canary weight of {}?",
+    "rollback": "Roll back {}?",
+}
+BUTTONS = {"promote": "Promote", "weight": "Change the weight", "rollback": "Roll back"}
+PLACEHOLDERS = {
+    "promote": "error rate and p99 in line with the primary for a day",
+    "weight": "no errors after an hour at 10%",
+    "rollback": "p99 latency doubled on the canary",
+}
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,9 @@ def _confirm_page(
     unchanged = {k: before[k] for k in views.TRAFFIC} == {k: after[k] for k in views.TRAFFIC}
     context = {
         "change": change,
-        "verb": VERBS[change.action],
+        "title": TITLES[change.action].format(change.endpoint),
+        "button": BUTTONS[change.action],
+        "placeholder": PLACEHOLDERS[change.action],
         "reason": reason,
         "before": before,
         "after": after,
