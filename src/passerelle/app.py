@@ -110,6 +110,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
     serving = getattr(app.state, "serving", None)
     if serving is not None:
+        serving.close()
         from starlette.concurrency import run_in_threadpool
 
         await run_in_threadpool(serving.log.compact)

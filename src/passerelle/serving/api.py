@@ -252,7 +252,7 @@ async def infer_v2(
         if all(isinstance(p, int) for p in preds)
         else "BYTES"
     )
-    return json_response(
+    response = json_response(
         {
             "model_name": name,
             "model_version": str(answer["model_version"]),
@@ -263,6 +263,8 @@ async def infer_v2(
             "parameters": {"prediction_ids": answer["prediction_ids"]},
         }
     )
+    response.headers["X-Model-Version"] = str(answer["model_version"])
+    return response
 
 
 # -- feedback ----------------------------------------------------------------------------------

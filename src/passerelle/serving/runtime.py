@@ -250,5 +250,11 @@ class ServingRuntime:
             except Exception:
                 log.exception("shadow version %s of %s failed", version, config["name"])
 
+    def close(self) -> None:
+        """Stop the micro-batchers' tasks (at shutdown, before the event loop closes)."""
+        for batcher in self._batchers.values():
+            batcher.close()
+        self._batchers.clear()
+
     def route(self, config: dict[str, Any], request_key: str | None) -> tuple[int, str]:
         return routing.choose(config, request_key, self.rng)
