@@ -169,7 +169,7 @@ async def _predict(
     )
     if model.signature is not None:
         table = validate_input(table, model.signature, cache=model.schema_verdicts)
-    answer = await runtime.batcher(config, version).submit(records, table, key, route)
+    answer = await runtime.batcher(config, version).submit(config, records, table, key, route)
     if config["shadow_versions"]:
         background.add_task(runtime.shadow, config, records, table, key)
     return answer

@@ -22,6 +22,7 @@ from passerelle.core.errors import InvalidInput, PasserelleError
 
 @dataclass
 class Pending:
+    config: dict[str, Any]  # the endpoint's settings when this request arrived
     records: list[dict[str, Any]]
     table: pa.Table
     request_key: str | None
@@ -45,14 +46,22 @@ class Batcher:
         self.queue: asyncio.Queue[Pending] = asyncio.Queue()
         self.waiting = 0
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(
-        self, records: list[dict[str, Any]], table: pa.Table, request_key: str | None, route: str
+        self,
+        config: dict[str, Any],
+        records: list[dict[str, Any]],
+        table: pa.Table,
+        request_key: str | None,
+        route: str,
     ) -> Any:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a queue and a task belong to one event loop
+            self._loop, self.queue, self._task = loop, asyncio.Queue(), None
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
-        item = Pending(records, table, request_key, route, loop.create_future())
+        item = Pending(config, records, table, request_key, route, loop.create_future())
         self.waiting += 1
         try:
             await self.queue.put(item)

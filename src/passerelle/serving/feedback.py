@@ -32,7 +32,7 @@ def record_feedback(
         )
     for endpoint_id in set(known.values()):
         endpoint = session.get(Endpoint, endpoint_id)
-        principal.require(Action.WRITE, endpoint.project_id if endpoint else None)
+        principal.require(Action.ANNOTATE, endpoint.project_id if endpoint else None)
     ts = now_ms()
     rows: dict[str, dict[str, Any]] = {}
     for item in items:  # the last word on a prediction wins

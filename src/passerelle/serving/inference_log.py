@@ -38,6 +38,57 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows as a table; a column whose values mix types (a field redacted after a while,
+    inputs that change shape) is kept as text instead of failing the whole part."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns[name] = pa.array([_as_text(v) for v in values], pa.string())
+    return pa.table(columns)
+
+
+def concat_parts(tables: list[pa.Table]) -> pa.Table:
+    """Parts written at different times may type a column differently: numbers widen to
+    float64, anything else that disagrees becomes text."""
+    types: dict[str, set[pa.DataType]] = defaultdict(set)
+    for t in tables:
+        for f in t.schema:
+            if not pa.types.is_null(f.type):
+                types[f.name].add(f.type)
+    target = {}
+    for name, found in types.items():
+        if len(found) == 1:
+            target[name] = next(iter(found))
+        elif all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in found):
+            target[name] = pa.float64()
+        else:
+            target[name] = pa.string()
+    fixed = []
+    for t in tables:
+        for i, f in enumerate(t.schema):
+            want = target.get(f.name)
+            if want is not None and f.type != want:
+                col = t.column(i)
+                if pa.types.is_string(want) and not pa.types.is_string(f.type):
+                    col = pa.array([_as_text(v) for v in col.to_pylist()], pa.string())
+                else:
+                    col = col.cast(want)
+                t = t.set_column(i, f.name, col)
+        fixed.append(t)
+    return pa.concat_tables(fixed, promote_options="permissive")
+
+
 class InferenceLog:
     """Appends to this process's spool; compacts sealed spool files into Parquet parts."""
 
@@ -72,7 +123,7 @@ class InferenceLog:
             day = dt.datetime.fromtimestamp(r["ts"] / 1000, dt.UTC).strftime("%Y-%m-%d")
             groups[(r["endpoint"], day)].append(_flatten(r))
         for (endpoint, day), rows in groups.items():
-            table = pa.Table.from_pylist(rows)
+            table = rows_to_table(rows)
             key = f"{PREFIX}/endpoint={endpoint}/date={day}/part-{path.stem}.parquet"
             self.store.put_named_table(key, table)
         path.unlink(missing_ok=True)
@@ -131,7 +182,7 @@ class InferenceLog:
             tables.append(self.store.read_named_table(key))
         if not tables:
             return pa.table({})
-        table = pa.concat_tables(tables, promote_options="permissive")
+        table = concat_parts(tables)
         if since_ms:
             import pyarrow.compute as pc
 

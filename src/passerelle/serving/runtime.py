@@ -77,7 +77,7 @@ class ServingRuntime:
         self._load_locks: dict[tuple[int, str, int], threading.Lock] = {}
         # Observers of every model call: (endpoint, version, rows) — metrics hang here.
         self.on_batch: list[Callable[[str, int, int], None]] = []
-        self._batchers: dict[tuple[int, str, int], Batcher] = {}
+        self._batchers: dict[tuple[int, int], Batcher] = {}
         self.max_batch_rows = max_batch_rows
         self.max_wait = max_wait_ms / 1000
 
@@ -177,11 +177,11 @@ class ServingRuntime:
 
     def batcher(self, config: dict[str, Any], version: int) -> Batcher:
         """The micro-batcher of one version (created in the event loop that uses it)."""
-        key = (config["project_id"], config["model"], version)
+        key = (config["id"], version)  # per endpoint: its name and redaction go in its log
         found = self._batchers.get(key)
         if found is None:
             found = self._batchers[key] = Batcher(
-                lambda batch: self.predict_many(config, version, batch),
+                lambda batch: self.predict_many(batch[-1].config, version, batch),
                 max_rows=self.max_batch_rows,
                 max_wait=self.max_wait,
             )
@@ -245,7 +245,7 @@ class ServingRuntime:
                 model = await run_in_threadpool(self.model, config, version)
                 shadow_table = validate_input(table, model.signature) if model.signature else table
                 await self.batcher(config, version).submit(
-                    records, shadow_table, request_key, "shadow"
+                    config, records, shadow_table, request_key, "shadow"
                 )
             except Exception:
                 log.exception("shadow version %s of %s failed", version, config["name"])

@@ -5,6 +5,7 @@ Changes go through ``apply_change``, the one path for people and automatic polic
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from passerelle.registry.models import ModelVersion
 from passerelle.serving.models import DeploymentEvent, Endpoint
 from passerelle.tracking.service import resolve_project
 
+ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 ACTIONS = (
     "deploy",
     "canary",
@@ -185,6 +187,12 @@ def _find_or_create(
     except NotFound:
         if action != "deploy":
             raise
+    if not ENDPOINT_NAME.match(name):
+        raise InvalidInput(
+            f"endpoint name {name[:60]!r} must start with a letter or digit and hold at most "
+            "200 letters, digits, '_', '.' or '-'",
+            field="endpoint",
+        )
     proj = resolve_project(session, principal, project or "default", Action.WRITE)
     principal.require(Action.WRITE, proj.id)
     registry.get_model(session, principal, model or name, proj.name)
