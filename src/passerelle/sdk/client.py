@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import orjson
 
 from passerelle.core.errors import IntegrityFailure, error_from_response
 
@@ -81,7 +82,7 @@ class Client:
             raise error_from_response(resp.status_code, body)
         if resp.status_code == 204 or not resp.content:
             return None
-        return resp.json()
+        return orjson.loads(resp.content)  # several times faster than json on big pages
 
     # -- experiments ---------------------------------------------------------------------------
     def list_experiments(self, project: str | None = None) -> list[dict[str, Any]]:
