@@ -34,6 +34,7 @@ from passerelle.sdk.client import Client
 from passerelle.sdk.registry import log_model, register_model, set_alias
 from passerelle.sdk.runs import start_run
 from passerelle.sdk.transport import InProcessTransport
+from passerelle.web.confirm import CONFIRM_TTL_MS
 
 XSS = "<script>alert('pwned')</script>"
 
@@ -406,7 +407,7 @@ def test_expired_tokens_are_told_apart_from_forged_ones() -> None:
     issued = 1_700_000_000_000
     token = views.sign_change(key, fields, issued)
     assert views.check_change(key, fields, token, issued + 1000) is views.TokenCheck.VALID
-    late = issued + views.CONFIRM_TTL_MS + 1
+    late = issued + CONFIRM_TTL_MS + 1
     assert views.check_change(key, fields, token, late) is views.TokenCheck.EXPIRED
     assert views.check_change(b"x" * 32, fields, token, issued) is views.TokenCheck.INVALID
     other = ("set", "default", "churn", "champion", 2, 4)

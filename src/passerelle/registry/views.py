@@ -7,17 +7,13 @@ here read the registry's own tables for a model already loaded (and checked) by 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,7 +22,9 @@ from passerelle.core.errors import NotFound
 from passerelle.core.models import Project
 from passerelle.registry.models import ModelAlias, ModelVersion, RegisteredModel
 from passerelle.tracking import service as tracking
+from passerelle.web import confirm
 from passerelle.web.charts import line_figure
+from passerelle.web.confirm import TokenCheck
 from passerelle.web.render import query_string
 
 KEY_METRICS = 4  # metrics a timeline entry shows: more would turn it into a table
@@ -328,32 +326,12 @@ def lineage_graph(
 
 
 # -- confirmation tokens -----------------------------------------------------------------------
-CONFIRM_TTL_MS = 15 * 60 * 1000
-
-
-class TokenCheck(StrEnum):
-    VALID = "valid"
-    EXPIRED = "expired"
-    INVALID = "invalid"
 
 
 def sign_change(key: bytes, fields: Sequence[Any], issued_ms: int) -> str:
-    """``<issued>.<hmac>`` over the change a confirmation page showed.
-
-    The fields are encoded as a JSON list, so no value can be shifted into its neighbour.
-    """
-    message = orjson.dumps(["alias-change", issued_ms, *fields])
-    return f"{issued_ms}.{hmac.new(key, message, hashlib.sha256).hexdigest()}"
+    """``<issued>.<hmac>`` over exactly the change a confirmation page showed."""
+    return confirm.sign(key, "alias-change", fields, issued_ms)
 
 
 def check_change(key: bytes, fields: Sequence[Any], token: str, now_ms: int) -> TokenCheck:
-    """Whether ``token`` was issued by ``sign_change`` for exactly these fields, recently."""
-    issued_text, _, _ = token.partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 15:
-        return TokenCheck.INVALID
-    issued = int(issued_text)
-    if not hmac.compare_digest(sign_change(key, fields, issued), token):
-        return TokenCheck.INVALID
-    if not now_ms - CONFIRM_TTL_MS <= issued <= now_ms + 60_000:
-        return TokenCheck.EXPIRED
-    return TokenCheck.VALID
+    return confirm.check(key, "alias-change", fields, token, now_ms)

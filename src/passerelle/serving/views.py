@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import Request
@@ -29,7 +26,9 @@ from passerelle.core.models import Project
 from passerelle.core.web import presented_key
 from passerelle.serving import service
 from passerelle.serving.models import Endpoint
+from passerelle.web import confirm
 from passerelle.web.charts import line_figure
+from passerelle.web.confirm import TokenCheck
 from passerelle.web.render import query_string
 
 WINDOWS = (5, 15, 60, 360, 1440)  # minutes the pages offer for live figures
@@ -272,13 +271,6 @@ def deployments_of(
 
 
 # -- confirmation tokens -----------------------------------------------------------------------
-CONFIRM_TTL_MS = 15 * 60 * 1000
-
-
-class TokenCheck(StrEnum):
-    VALID = "valid"
-    EXPIRED = "expired"
-    INVALID = "invalid"
 
 
 def signing_key(request: Request) -> bytes:
@@ -297,20 +289,11 @@ def signing_key(request: Request) -> bytes:
 
 def sign_change(key: bytes, fields: Sequence[Any], issued_ms: int) -> str:
     """``<issued>.<hmac>`` over exactly the change a confirmation page showed."""
-    message = orjson.dumps(["deployment-change", issued_ms, *fields])
-    return f"{issued_ms}.{hmac.new(key, message, hashlib.sha256).hexdigest()}"
+    return confirm.sign(key, "deployment-change", fields, issued_ms)
 
 
 def check_change(key: bytes, fields: Sequence[Any], token: str, now_ms: int) -> TokenCheck:
-    issued_text, _, _ = token.partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 15:
-        return TokenCheck.INVALID
-    issued = int(issued_text)
-    if not hmac.compare_digest(sign_change(key, fields, issued), token):
-        return TokenCheck.INVALID
-    if not now_ms - CONFIRM_TTL_MS <= issued <= now_ms + 60_000:
-        return TokenCheck.EXPIRED
-    return TokenCheck.VALID
+    return confirm.check(key, "deployment-change", fields, token, now_ms)
 
 
 # -- words -------------------------------------------------------------------------------------
