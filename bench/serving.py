@@ -5,8 +5,8 @@
     uv run python bench/serving.py --profile              # also profile passerelle with py-spy
 
 One scikit-learn model (``LogisticRegression`` on 20 numeric features, trained here on
-``make_classification(5000, 20, n_informative=10, random_state=0)``) behind each server, started
-one after the other on free loopback ports, each in its own process group:
+``make_classification(5000, 20, n_informative=10, random_state=0)``) behind each server, all
+started at once on free loopback ports, each in its own process group:
 
 - ``passerelle``: ``passerelle server`` (one uvicorn worker), the model logged with
   ``psl.log_model`` (signature from an input example), registered with ``psl.register_model`` and
@@ -24,11 +24,14 @@ one after the other on free loopback ports, each in its own process group:
 
 Before any load, each server must return the same predictions as the estimator in process for
 the one-row and the 100-row payloads (same rows everywhere). Then, for each payload and each
-concurrency (1, 8, 32): wait (a few seconds at most) for the machine to be quiet, warm up, and
-run ``wrk -t1 -cN --latency`` with a Lua script posting the body (a Python asyncio load generator
-in a separate process when wrk is missing). Every timed window records the server's CPU (its
-whole process group) per request, the load generator's CPU, and ``foreign_cores``: the cores
-other processes used meanwhile; read wall-clock figures together with it.
+concurrency (1, 8, 32), every server in turn (the order rotates from cell to cell, so servers
+measured back to back share the machine's load of the moment; idle servers cost nothing): wait
+until the server is idle and the machine quiet (a few seconds at most), warm up, and run
+``wrk -t1 -cN --latency`` with a Lua script posting the body (a Python asyncio load generator in
+a separate process when wrk is missing). Every timed window records the server's CPU (its whole
+process group) per request, including the work it finishes after the window (compacting the
+inference log of the window's requests), the load generator's CPU, and ``foreign_cores``: the
+cores other processes used meanwhile; read wall-clock figures together with it.
 
 Prints a Markdown table, the ratios against the targets (passerelle at least 5x MLflow's
 throughput and at least half the floor's at concurrency 32) and whether the inference log holds
@@ -65,6 +68,7 @@ from _util import (  # noqa: E402
     clean_env,
     ensure_venv,
     free_port,
+    pgid_cpu_s,
     pid_cpu_s,
     stop_group,
     wait_http,
@@ -238,7 +242,7 @@ def server_spec(name: str, port: int, work: Path, mlflow_python: Path | None) ->
     """Command, environment, health URL, predict URL and body kind of one server."""
     base = f"http://127.0.0.1:{port}"
     if name.startswith("passerelle"):
-        home = work / "passerelle-home"
+        home = work / f"{name}-home"
         cli = passerelle_cli()
         if cli is not None:
             cmd: list[Any] = [cli, "server", "--host", "127.0.0.1", "--port", port, "--home", home]
@@ -409,34 +413,63 @@ async def _loadgen(url: str, body: bytes, conc: int, duration: float) -> dict[st
     }
 
 
+def drain(pgid: int, idle_cores: float = 0.05, sample_s: float = 0.5, max_s: float = 60.0) -> dict:
+    """Wait until the server is idle (work it deferred, such as log compaction, is done)."""
+    t0, c0 = time.perf_counter(), pgid_cpu_s([pgid])
+    while time.perf_counter() - t0 < max_s:
+        before = pgid_cpu_s([pgid])
+        time.sleep(sample_s)
+        if (pgid_cpu_s([pgid]) - before) / sample_s <= idle_cores:
+            break
+    return {"drain_s": time.perf_counter() - t0, "drain_cpu_s": pgid_cpu_s([pgid]) - c0}
+
+
 def measure(
-    server: Server, spec: dict[str, Any], work: Path, rows: int, conc: int, args: argparse.Namespace
+    server: Server,
+    spec: dict[str, Any],
+    work: Path,
+    rows: int,
+    conc: int,
+    args: argparse.Namespace,
+    others: list[int],
 ) -> dict[str, Any]:
+    """One cell. The server is idle before the timed window, and the work it defers past the
+    window (compacting the inference log of the window's requests) is waited for and counted in
+    its CPU per request."""
     body = work / f"{spec['body']}-{rows}.json"
     lua = work / "post.lua"
-    quiet = wait_quiet([server.pgid], threshold_cores=args.quiet, max_wait_s=args.quiet_wait)
+    drain(server.pgid)
+    quiet = wait_quiet(
+        [server.pgid], others, threshold_cores=args.quiet, max_wait_s=args.quiet_wait
+    )
     warm = run_load(spec["url"], body, conc, args.warmup, lua)  # untimed
+    drain(server.pgid)
     before = pid_cpu_s(server.pgid)
-    with Window([server.pgid], children=True) as w:
+    with Window([server.pgid], others, children=True) as w:
         r = run_load(spec["url"], body, conc, args.duration, lua)
     after = pid_cpu_s(server.pgid)
+    deferred = drain(server.pgid)
     per_process = sorted((after.get(p, 0.0) - before.get(p, 0.0) for p in after), reverse=True)
     r.update(w.as_dict())
     r.update(quiet)
+    r.update(deferred)
+    n = r["requests"] or 1
     r.update(
         rows=rows,
         conc=conc,
         warmup_requests=warm["requests"],
-        server_cpu_ms_per_req=w.server_cpu_s / r["requests"] * 1e3 if r["requests"] else None,
+        window_cpu_ms_per_req=w.server_cpu_s / n * 1e3,
+        server_cpu_ms_per_req=(w.server_cpu_s + deferred["drain_cpu_s"]) / n * 1e3,
         client_cores=w.client_cpu_s / w.wall_s,
         process_cpu_s=[round(x, 3) for x in per_process if x > 0],
     )
     return r
 
 
-def run_server(
-    name: str, work: Path, payloads: dict[str, Any], args: argparse.Namespace, mlflow_python: Any
-) -> dict[str, Any]:
+def start_server(
+    name: str, work: Path, payloads: dict[str, Any], mlflow_python: Any
+) -> tuple[Server | None, dict[str, Any], dict[str, Any]]:
+    """Start one server and check its answers; (server or None, spec, result record)."""
     spec = server_spec(name, free_port(), work, mlflow_python)
     res: dict[str, Any] = {"cmd": " ".join(str(c) for c in spec["cmd"]), "runs": []}
     try:
@@ -444,41 +477,41 @@ def run_server(
     except RuntimeError as exc:
         log(str(exc))
         res["error"] = str(exc)
-        return res
+        return None, spec, res
     res["startup_s"] = server.startup_s
     try:
         if name.startswith("passerelle"):
             readyz = spec["health"].replace("/healthz", "/readyz")
             wait_http(readyz, server.proc, timeout=120)
-        try:
-            res["check"] = check_answers(spec, work, payloads)
-        except (RuntimeError, KeyError, OSError) as exc:
-            res["error"] = f"answers differ from the estimator's: {exc}"
-            log(f"{name}: {res['error']}")
-            return res
-        log(f"{name}: same predictions as the estimator in process for 1 and 100 rows")
-        for rows in args.rows:
-            for conc in args.conc:
-                r = measure(server, spec, work, rows, conc, args)
-                res["runs"].append(r)
-                spread = ""
-                if len(r["process_cpu_s"]) > 1:
-                    spread = " per process " + "/".join(f"{x:.1f}" for x in r["process_cpu_s"][:3])
-                log(
-                    f"{name} rows={rows} c={conc}: {r['rps']:,.0f} req/s, p50 "
-                    f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, server "
-                    f"{r['server_cpu_ms_per_req']:.2f} ms CPU/req{spread}, client "
-                    f"{r['client_cores']:.2f} cores, foreign {r['foreign_cores']:.2f} cores, "
-                    f"non-2xx {r['non2xx']} {r['socket_errors']}"
-                )
-        if args.profile and name == "passerelle":
-            res["profile"] = profile_passerelle(server, spec, work, args)
-    finally:
-        log(f"stopping {name} (process group {server.pgid})")
-        t0 = time.perf_counter()
-        server.stop(grace=180 if name.startswith("passerelle") else 30)
-        res["stop_s"] = time.perf_counter() - t0
-    return res
+        res["check"] = check_answers(spec, work, payloads)
+    except (RuntimeError, KeyError, OSError) as exc:
+        res["error"] = f"answers differ from the estimator's: {exc}"
+        log(f"{name}: {res['error']}")
+        stop_server(name, server, res)
+        return None, spec, res
+    log(f"{name}: same predictions as the estimator in process for 1 and 100 rows")
+    return server, spec, res
+
+
+def stop_server(name: str, server: Server, res: dict[str, Any]) -> None:
+    log(f"stopping {name} (process group {server.pgid})")
+    t0 = time.perf_counter()
+    server.stop(grace=180 if name.startswith("passerelle") else 30)
+    res["stop_s"] = time.perf_counter() - t0
+
+
+def say_cell(name: str, r: dict[str, Any]) -> None:
+    spread = ""
+    if len(r["process_cpu_s"]) > 1:
+        spread = " per process " + "/".join(f"{x:.1f}" for x in r["process_cpu_s"][:3])
+    log(
+        f"{name} rows={r['rows']} c={r['conc']}: {r['rps']:,.0f} req/s, p50 "
+        f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, server "
+        f"{r['server_cpu_ms_per_req']:.2f} ms CPU/req "
+        f"({r['window_cpu_ms_per_req']:.2f} in the window, {r['drain_s']:.1f} s to "
+        f"settle){spread}, client {r['client_cores']:.2f} cores, foreign "
+        f"{r['foreign_cores']:.2f} cores, non-2xx {r['non2xx']} {r['socket_errors']}"
+    )
 
 
 # -- the inference log ---------------------------------------------------------------------------
@@ -581,6 +614,7 @@ def profile_passerelle(
                    str(int(args.profile_duration) + 2), "--rate", "250", "--gil",
                    "--format", "raw", "--threads", "-o", str(folded)]  # fmt: skip
         log(f"profiling passerelle rows={rows} c=32: {' '.join(spy_cmd)}")
+        drain(server.pgid)  # no compaction left over from earlier cells in the samples
         spy_proc = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         time.sleep(1.0)
         load = run_load(spec["url"], body, 32, args.profile_duration, work / "post.lua")
@@ -611,7 +645,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     servers = results["servers"]
     lines = [
         "| server | rows | conc | req/s | predictions/s | p50 ms | p99 ms | server CPU ms/req "
-        "| load-gen cores | foreign cores | non-2xx |",
+        "(deferred work incl.) | load-gen cores | foreign cores | non-2xx |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, res in servers.items():
@@ -660,11 +694,10 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
                 f"{name}: p50 at c=1 is {r['p50_ms']:.2f} ms "
                 + ("(the ~44 ms Nagle/delayed-ACK stall)" if stalled else "(no Nagle stall)")
             )
-    if "inference_log" in results:
-        il = results["inference_log"]
+    for name, il in results.get("inference_log", {}).items():
         notes.append(
-            f"inference log: {il['logged']:,} predictions logged ({il['compacted']:,} compacted "
-            f"into {il['parts']} Parquet parts, {il['spooled']:,} still spooled) for "
+            f"{name} inference log: {il['logged']:,} predictions logged ({il['compacted']:,} "
+            f"compacted into {il['parts']} Parquet parts, {il['spooled']:,} still spooled) for "
             f"{il['answered']:,} counted as answered by the load generator "
             + ("(none missing)" if il["logged"] >= il["answered"] else "(MISSING rows)")
         )
@@ -766,11 +799,14 @@ def orchestrate(args: argparse.Namespace) -> int:
         )
 
     results: dict[str, Any] = {"servers": {}}
-    answered = 0
-    failed = False
+    live: dict[str, tuple[Server, dict[str, Any]]] = {}
+    homes = [n for n in names if n.startswith("passerelle")]
+    before: dict[str, dict[str, int]] = {}
+    failed = True
     try:
-        if any(n.startswith("passerelle") for n in names):
-            # deploy once, through a server of its own, then measure each variant afresh
+        if homes:
+            # log, register and deploy once, through a server of its own; each passerelle
+            # variant then serves a copy of that home, so their logs and CPU stay apart
             spec = server_spec("passerelle", free_port(), work, None)
             setup = Server("passerelle (setup)", spec["cmd"], spec["env"], spec["health"],
                            work / "passerelle-setup.log")  # fmt: skip
@@ -781,29 +817,52 @@ def orchestrate(args: argparse.Namespace) -> int:
             finally:
                 setup.stop(grace=60)
             log(f"deployed {results['passerelle_setup']['model_uri']} to endpoint '{ENDPOINT}'")
-            before = logged_predictions(work / "passerelle-home")
-        for name in names:
-            res = run_server(name, work, payloads, args, mlflow_python)
+            for name in homes:
+                if name != "passerelle":
+                    shutil.copytree(work / "passerelle-home", work / f"{name}-home")
+                before[name] = logged_predictions(work / f"{name}-home")
+        for name in names:  # all up at once: idle servers cost nothing, and each cell then
+            server, spec, res = start_server(name, work, payloads, mlflow_python)
             results["servers"][name] = res
-            if name.startswith("passerelle") and "check" in res:
-                answered += sum(int(n) for n in res["check"])  # the answer checks
-                answered += sum((r["requests"] + r["warmup_requests"]) * r["rows"]
-                                for r in res["runs"])  # fmt: skip
-                answered += sum(
-                    p.get("requests", 0) * int(rows) for rows, p in res.get("profile", {}).items()
-                )
-    except BaseException:
-        failed = True
-        raise
+            if server is not None:
+                live[name] = (server, spec)
+        # ... measures every server back to back, so they share the machine's load of the moment
+        cells = [(rows, conc) for rows in args.rows for conc in args.conc]
+        order = list(live)
+        for i, (rows, conc) in enumerate(cells):
+            k = i % len(order) if order else 0
+            for name in order[k:] + order[:k]:  # rotated, so no server is always first
+                server, spec = live[name]
+                others = [s.pgid for n, (s, _) in live.items() if n != name]
+                r = measure(server, spec, work, rows, conc, args, others)
+                results["servers"][name]["runs"].append(r)
+                say_cell(name, r)
+        if args.profile and "passerelle" in live:
+            server, spec = live["passerelle"]
+            results["servers"]["passerelle"]["profile"] = profile_passerelle(
+                server, spec, work, args
+            )
+        failed = False
     finally:
+        for name, (server, _) in live.items():
+            stop_server(name, server, results["servers"][name])
         if failed:
             log(f"failed: scratch folder kept in {work}")
     results["servers"].update(skipped)
 
-    if any(n.startswith("passerelle") for n in names):
-        after = logged_predictions(work / "passerelle-home")
-        logged = after["compacted"] + after["spooled"] - before["compacted"] - before["spooled"]
-        results["inference_log"] = {**after, "logged": logged, "answered": answered}
+    logs = {}
+    for name in homes:
+        res = results["servers"].get(name, {})
+        if "check" not in res:
+            continue
+        answered = sum(int(n) for n in res["check"])  # the answer checks
+        answered += sum((r["requests"] + r["warmup_requests"]) * r["rows"] for r in res["runs"])
+        answered += sum(p.get("requests", 0) * int(n) for n, p in res.get("profile", {}).items())
+        after = logged_predictions(work / f"{name}-home")
+        logged = sum(after[k] - before[name][k] for k in ("compacted", "spooled"))
+        logs[name] = {**after, "logged": logged, "answered": answered}
+    if logs:
+        results["inference_log"] = logs
 
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
