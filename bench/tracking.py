@@ -1,6 +1,6 @@
 """Experiment tracking, side by side: passerelle against an MLflow tracking server, in one run.
 
-    uv run python bench/tracking.py                 # full run, 10,000 search runs (25-35 min)
+    uv run python bench/tracking.py                 # full run, 10,000 search runs (25-30 min)
     uv run python bench/tracking.py --skip-mlflow   # passerelle only, for quick iteration
     uv run python bench/tracking.py --runs 2000 --reps 5
 
