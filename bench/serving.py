@@ -538,7 +538,10 @@ STAGES: list[tuple[str, str]] = [
     ("records -> Arrow table (to_table)", r"^(to_table|_as_records) |from_pylist"),
     ("signature check (validate_input)", r"^(validate_input|_kind) "),
     ("spool write (inference log)", r"\(passerelle/core/spool\.py"),
-    ("log records + prediction ids", r"^ServingRuntime\.predict_many |new_prediction_id|token_hex"),
+    (
+        "log records + prediction ids",
+        r"^ServingRuntime\.predict_many[ .]|new_prediction_id|token_hex",
+    ),
     ("metrics", r"prometheus|metrics\.py"),
     ("auth dependency (get_principal)", r"get_principal|presented_key|\(passerelle/core/auth\.py"),
     ("endpoint config + routing", r"^ServingRuntime\.|\(passerelle/serving/routing\.py"),
@@ -641,8 +644,9 @@ def _cell(res: dict[str, Any], rows: int, conc: int) -> dict[str, Any] | None:
     return None
 
 
-def render(results: dict[str, Any], args: argparse.Namespace) -> str:
+def render(results: dict[str, Any]) -> str:
     servers = results["servers"]
+    row_sizes = results["meta"]["rows"]
     lines = [
         "| server | rows | conc | req/s | predictions/s | p50 ms | p99 ms | server CPU ms/req "
         "(deferred work incl.) | load-gen cores | foreign cores | non-2xx |",
@@ -660,12 +664,21 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
                 f"{r['foreign_cores']:.2f} | {r['non2xx']} |"
             )
 
-    def ratio(a: str, b: str, rows: int, conc: int) -> float | None:
+    def ratio(a: str, b: str, rows: int, conc: int, cpu: bool) -> float | None:
         ra, rb = _cell(servers.get(a, {}), rows, conc), _cell(servers.get(b, {}), rows, conc)
-        return ra["rps"] / rb["rps"] if ra and rb and rb["rps"] else None
+        if not ra or not rb:
+            return None
+        if cpu:  # requests per CPU-second: the ratio on otherwise idle cores
+            x, y = ra["server_cpu_ms_per_req"], rb["server_cpu_ms_per_req"]
+            return y / x if x else None
+        return ra["rps"] / rb["rps"] if rb["rps"] else None
 
-    lines += ["", "| throughput ratio | rows | c=1 | c=8 | c=32 | target at c=32 |"]
-    lines.append("|---|---:|---:|---:|---:|---|")
+    lines += [
+        "",
+        "| ratio | rows | req/s c=1 | req/s c=8 | req/s c=32 | target at c=32 | "
+        "req per CPU-s c=1 | c=8 | c=32 |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
     pairs = [
         ("passerelle", "mlflow", TARGETS["mlflow"]),
         ("passerelle", "floor", TARGETS["floor"]),
@@ -675,19 +688,22 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         ("floor", "mlflow", None),
     ]
     for a, b, target in pairs:
-        for rows in args.rows:
-            vals = [ratio(a, b, rows, c) for c in (1, 8, 32)]
+        for rows in row_sizes:
+            vals = [ratio(a, b, rows, c, cpu=False) for c in (1, 8, 32)]
             if all(v is None for v in vals):
                 continue
+            cpu = [ratio(a, b, rows, c, cpu=True) for c in (1, 8, 32)]
             shown = [f"{v:.2f}x" if v is not None else "-" for v in vals]
+            shown_cpu = [f"{v:.2f}x" if v is not None else "-" for v in cpu]
             verdict = ""
             if target is not None and vals[2] is not None:
                 verdict = f">= {target:g}x: " + ("met" if vals[2] >= target else "NOT met")
-            lines.append(f"| {a} / {b} | {rows} | {' | '.join(shown)} | {verdict} |")
+            cells = " | ".join([*shown, verdict, *shown_cpu])
+            lines.append(f"| {a} / {b} | {rows} | {cells} |")
 
     notes = []
     for name in ("passerelle-w2", "floor-w2nd"):
-        r = _cell(servers.get(name, {}), min(args.rows), 1)
+        r = _cell(servers.get(name, {}), min(row_sizes), 1)
         if r is not None:
             stalled = r["p50_ms"] > 20
             notes.append(
@@ -710,6 +726,25 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines)
+
+
+def report(results: dict[str, Any]) -> str:
+    """The whole printed report of one run (``--report FILE`` prints it again)."""
+    meta = results["meta"]
+    head = (
+        f"{meta['generator']}, {meta['duration_s']:g} s per cell after {meta['warmup_s']:g} s of "
+        f"warm-up; {meta['machine']}; passerelle {meta['passerelle_commit']}; "
+        f"total {meta['total_s']:.0f} s"
+    )
+    parts = [head, "", render(results)]
+    profile = results["servers"].get("passerelle", {}).get("profile")
+    if profile:
+        for p in profile.values():  # summarised again: the stages may have been refined since
+            folded = HERE.parent / p.get("folded", "-")
+            if folded.is_file():
+                p.update(summarise_folded(folded))
+        parts += ["", render_profile(profile)]
+    return "\n".join(parts) + "\n"
 
 
 def render_profile(profile: dict[str, Any]) -> str:
@@ -748,17 +783,26 @@ def versions(python: Path | str, packages: list[str]) -> dict[str, str | None]:
 
 
 def git_commit() -> str | None:
+    """The short commit of the checkout, with ``+dirty`` when ``src/`` has uncommitted changes."""
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
         check=False,
     )  # fmt: skip
-    return done.stdout.strip() or None
+    commit = done.stdout.strip()
+    if not commit:
+        return None
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True,
+        text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return f"{commit}+dirty" if dirty else commit
 
 
 # -- orchestration -------------------------------------------------------------------------------
 def orchestrate(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     args.stamp = time.strftime("%Y%m%d-%H%M%S")
+    commit = git_commit()  # what is measured: the checkout as the run starts
     names = [s for s in args.servers.split(",") if s]
     unknown = set(names) - set(SERVERS)
     if unknown:
@@ -868,7 +912,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": f"{platform.node()} / {platform.platform()} / {os.cpu_count()} CPUs",
         "python": platform.python_version(),
-        "passerelle_commit": git_commit(),
+        "passerelle_commit": commit,
         "versions": versions(sys.executable, LOCAL_PACKAGES),
         "mlflow_versions": versions(
             mlflow_python, ["mlflow", "scikit-learn", "uvicorn", "fastapi", "pandas"]
@@ -903,17 +947,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(
-        f"{meta['generator']}, {args.duration:g} s per cell after {args.warmup:g} s of warm-up; "
-        f"{platform.node()}, {os.cpu_count()} CPUs; total {meta['total_s']:.0f} s"
-    )
-    print()
-    print(render(results, args))
-    profile = results["servers"].get("passerelle", {}).get("profile")
-    if profile:
-        print()
-        print(render_profile(profile))
-    print()
+    print(report(results))
     print(f"raw figures: {raw.relative_to(HERE.parent)}")
     errors = [n for n, s in results["servers"].items() if "error" in s and n not in skipped]
     return 1 if errors else 0
@@ -933,12 +967,16 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (server logs)")
     ap.add_argument("--profile", action="store_true", help="py-spy on passerelle at c=32")
     ap.add_argument("--profile-duration", type=float, default=10.0)
+    ap.add_argument("--report", metavar="FILE", help="print the report of a raw JSON file again")
     ap.add_argument("--mlflow-prepare", help=argparse.SUPPRESS)
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)
     ap.add_argument("--loadgen-body", help=argparse.SUPPRESS)
     ap.add_argument("--loadgen-conc", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--loadgen-duration", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text())))
+        return
     if args.mlflow_prepare:
         mlflow_prepare(Path(args.mlflow_prepare))
         return
