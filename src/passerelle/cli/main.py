@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from passerelle import __version__
-from passerelle.cli import admin, registry, server, serving, tracking
+from passerelle.cli import admin, monitoring, registry, server, serving, tracking
 from passerelle.cli.output import fail
 from passerelle.cli.state import STATE_KEY, CliState
 
@@ -130,6 +130,7 @@ app.command("deploy")(serving.deploy)
 app.command("rollback")(serving.rollback)
 app.add_typer(serving.deployments_app, name="deployments")
 app.command("predict")(serving.predict)
+app.add_typer(monitoring.monitor_app, name="monitor")
 
 
 if __name__ == "__main__":
