@@ -361,8 +361,10 @@ def test_rerun_rebuilds_the_environment_from_the_recorded_lock_with_uv(tmp_path:
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
 def test_without_a_project_the_rerun_installs_the_recorded_package_list(trained: Trained) -> None:
     # The repository has no pyproject.toml: the environment comes from the package list the run
-    # recorded (this test suite's own environment), installed into a fresh one by uv.
-    result = trained.cli("reproduce", "models:/repro/1", "--rerun", "--json", env=OFFLINE)
+    # recorded (this test suite's own environment), installed into a fresh one by uv. Online:
+    # resolving a package list needs the index's metadata, which uv only caches once it has
+    # resolved those packages itself (a `uv sync --frozen` on a new machine never does).
+    result = trained.cli("reproduce", "models:/repro/1", "--rerun", "--json")
     assert result.exit_code == 0, result.output
     env = checks(report_of(result), "environment")
     assert env["rebuild"]["detail"] == "rebuilt from the recorded package list with uv pip install"
