@@ -13,9 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from passerelle.core.auth import Action
 from passerelle.core.errors import InvalidInput
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
-from passerelle.registry.signature import to_table, validate_input
 from passerelle.serving import feedback, service
-from passerelle.serving.runtime import EndpointUnavailable, ServingRuntime
+from passerelle.serving.runtime import EndpointUnavailable, ServingRuntime, prepare_input
 from passerelle.serving.schemas import (
     DeploymentChange,
     EndpointPublic,
@@ -95,7 +94,9 @@ async def inference_log(
 
 
 # -- predictions -------------------------------------------------------------------------------
-async def _inputs(request: Request) -> tuple[list[dict[str, Any]], pa.Table]:
+async def _inputs(request: Request) -> tuple[list[dict[str, Any]], pa.Table | None]:
+    """Records, and the table itself for Arrow and Parquet bodies (JSON becomes a table only
+    if the model's numeric fast path does not take it)."""
     raw = await request.body()
     if not raw:
         raise InvalidInput('empty request body: send {"inputs": [...]}', field="inputs")
@@ -119,10 +120,10 @@ async def _inputs(request: Request) -> tuple[list[dict[str, Any]], pa.Table]:
         raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
     if not isinstance(body, dict) or "inputs" not in body:
         raise InvalidInput('expected {"inputs": [records] or {column: [values]}}', field="inputs")
-    return _as_records(body["inputs"])
+    return _as_records(body["inputs"]), None
 
 
-def _as_records(inputs: Any) -> tuple[list[dict[str, Any]], pa.Table]:
+def _as_records(inputs: Any) -> list[dict[str, Any]]:
     if isinstance(inputs, dict):
         lengths = {len(v) if isinstance(v, list) else -1 for v in inputs.values()}
         if len(lengths) != 1 or -1 in lengths:
@@ -138,11 +139,7 @@ def _as_records(inputs: Any) -> tuple[list[dict[str, Any]], pa.Table]:
         )
     if not records:
         raise InvalidInput("inputs is empty", field="inputs")
-    try:
-        table = to_table(records)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InvalidInput(f"inputs mix types within a column: {exc}", field="inputs") from None
-    return records, table
+    return records
 
 
 async def _predict(
@@ -151,7 +148,7 @@ async def _predict(
     principal,
     background: BackgroundTasks,
     records: list[dict[str, Any]],
-    table: pa.Table,
+    table: pa.Table | None,
 ) -> dict[str, Any]:
     """Route, validate, then join a micro-batch; thread hops only when something is cold."""
     runtime: ServingRuntime = request.app.state.serving
@@ -167,9 +164,10 @@ async def _predict(
     model = runtime.cached_model(config, version) or await run_in_threadpool(
         runtime.model, config, version
     )
-    if model.signature is not None:
-        table = validate_input(table, model.signature, cache=model.schema_verdicts)
-    answer = await runtime.batcher(config, version).submit(config, records, table, key, route)
+    model_table, matrix = prepare_input(model, records, table)
+    answer = await runtime.batcher(config, version).submit(
+        config, records, model_table, matrix, key, route
+    )
     if config["shadow_versions"]:
         background.add_task(runtime.shadow, config, records, table, key)
     return answer
@@ -242,8 +240,7 @@ async def infer_v2(
                 field=f"inputs.{i}.datatype",
             )
         columns[t["name"]] = t["data"]
-    records, table = _as_records(columns)
-    answer = await _predict(name, request, principal, background, records, table)
+    answer = await _predict(name, request, principal, background, _as_records(columns), None)
     preds = answer["predictions"]
     kind = (
         "FP64"

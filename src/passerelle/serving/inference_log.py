@@ -3,10 +3,18 @@
 Parts live in the object store under ``inference/endpoint=<name>/date=<YYYY-MM-DD>/`` and are
 named after the spool file they come from, so compacting the same file twice (a crash between
 the upload and the removal) rewrites the same part instead of duplicating rows.
+
+The spool holds two kinds of lines. A row record is one prediction (any input). A frame is one
+model call on the numeric fast path: its input matrix as raw float64 bytes (base64), the
+prediction ids end to end, the outputs, and which request each row came from. A frame costs a
+few microseconds to write whatever its size, and compaction turns thousands of them into
+columns with a handful of array operations, where row records cost tens of microseconds each.
+Both become the same Parquet rows: one per prediction, with ``input.<column>`` columns.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import threading
@@ -14,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 from sqlalchemy.orm import sessionmaker
@@ -24,6 +33,8 @@ from passerelle.core.store import ObjectStore
 log = logging.getLogger("passerelle.serving")
 SPOOL_NAME = "inference"
 PREFIX = "inference"
+REDACTED = "***"
+ID_LENGTH = 32
 
 
 def _flatten(record: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +53,89 @@ def _as_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
+
+
+def frame_record(
+    config: dict[str, Any],
+    version: int,
+    columns: tuple[str, ...],
+    integer: tuple[int, ...],
+    matrix: np.ndarray,
+    ids: list[str],
+    outputs: list[Any],
+    segments: list[tuple[int, str, str | None]],
+    latency_ms: float,
+    ts: int,
+) -> dict[str, Any]:
+    """One spool line for one model call on the numeric fast path. Redacted columns are left
+    out of the matrix here, before anything is written; compaction writes the mask."""
+    redact = set(config["redact"])
+    kept = [i for i, c in enumerate(columns) if c not in redact]
+    data = matrix if len(kept) == len(columns) else matrix[:, kept]
+    return {
+        "frame": 1,
+        "endpoint": config["name"],
+        "endpoint_id": config["id"],
+        "version": version,
+        "ts": ts,
+        "latency_ms": latency_ms,
+        "status": "ok",
+        "order": list(columns),
+        "kept": kept,
+        "integer": list(integer),
+        "x": base64.b64encode(np.ascontiguousarray(data, dtype=np.float64)).decode("ascii"),
+        "ids": "".join(ids),
+        "output": outputs,
+        "segments": segments,
+    }
+
+
+def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
+    """Frames of one layout (same endpoint, columns, redaction) as one table of rows."""
+    first = frames[0]
+    counts = np.array([sum(s[0] for s in f["segments"]) for f in frames])
+    total = int(counts.sum())
+    order, kept, integer = first["order"], first["kept"], set(first["integer"])
+    matrix = np.concatenate(
+        [np.frombuffer(base64.b64decode(f["x"]), np.float64) for f in frames]
+    ).reshape(total, len(kept))
+    ids = np.frombuffer("".join(f["ids"] for f in frames).encode("ascii"), f"S{ID_LENGTH}")
+    routes, keys = [], []
+    for f in frames:
+        for n, route, key in f["segments"]:
+            routes += [route] * n
+            keys += [key] * n
+    columns: dict[str, Any] = {
+        "prediction_id": pa.array(ids.astype(str)),
+        "endpoint": pa.array([first["endpoint"]] * total, pa.string()),
+        "endpoint_id": pa.array(np.repeat(first["endpoint_id"], total).astype(np.int64)),
+        "version": pa.array(np.repeat([f["version"] for f in frames], counts).astype(np.int64)),
+        "route": pa.array(routes, pa.string()),
+        "latency_ms": pa.array(np.repeat([float(f["latency_ms"]) for f in frames], counts)),
+        "status": pa.array(["ok"] * total, pa.string()),
+        "request_key": pa.array(keys, pa.string()),
+        "ts": pa.array(np.repeat([f["ts"] for f in frames], counts).astype(np.int64)),
+    }
+    position = {i: j for j, i in enumerate(kept)}
+    for i, name in enumerate(order):
+        if i not in position:
+            columns[f"input.{name}"] = pa.array([REDACTED] * total, pa.string())
+            continue
+        values = matrix[:, position[i]]
+        columns[f"input.{name}"] = pa.array(values.astype(np.int64) if i in integer else values)
+    columns["output"] = pa.array(
+        [_as_text(o) if isinstance(o, dict | list) else o for f in frames for o in f["output"]]
+    )
+    return pa.table(columns)
+
+
+def _frame_layout(frame: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        frame["endpoint_id"],
+        tuple(frame["order"]),
+        tuple(frame["kept"]),
+        tuple(frame["integer"]),
+    )
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -104,6 +198,9 @@ class InferenceLog:
     def append(self, records: list[dict[str, Any]]) -> None:
         self.spool.append(records)
 
+    def append_frame(self, frame: dict[str, Any]) -> None:
+        self.spool.append((frame,))
+
     def compact(self) -> int:
         """Seal this process's file and turn every finished spool file into parts."""
         with self._compact_lock:
@@ -117,17 +214,29 @@ class InferenceLog:
             return done
 
     def _compact_file(self, path: Path) -> int:
-        records = list(read_records(path))
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for r in records:
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        frames: dict[tuple[str, str], dict[tuple[Any, ...], list[dict[str, Any]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        count = 0
+        for r in read_records(path):
             day = dt.datetime.fromtimestamp(r["ts"] / 1000, dt.UTC).strftime("%Y-%m-%d")
-            groups[(r["endpoint"], day)].append(_flatten(r))
-        for (endpoint, day), rows in groups.items():
-            table = rows_to_table(rows)
+            if r.get("frame"):
+                frames[(r["endpoint"], day)][_frame_layout(r)].append(r)
+                count += len(r["ids"]) // ID_LENGTH
+            else:
+                rows[(r["endpoint"], day)].append(_flatten(r))
+                count += 1
+        for group in {*rows, *frames}:
+            endpoint, day = group
+            tables = [_frames_to_table(same) for same in frames[group].values()]
+            if rows.get(group):
+                tables.append(rows_to_table(rows[group]))
+            table = tables[0] if len(tables) == 1 else concat_parts(tables)
             key = f"{PREFIX}/endpoint={endpoint}/date={day}/part-{path.stem}.parquet"
             self.store.put_named_table(key, table)
         path.unlink(missing_ok=True)
-        return len(records)
+        return count
 
     def lookup(self, prediction_ids: list[str]) -> dict[str, int]:
         """Which endpoint answered each prediction id (ids unknown to the log are left out).

@@ -8,8 +8,8 @@ models are loaded once per process and kept.
 from __future__ import annotations
 
 import logging
+import os
 import random
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -22,15 +22,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from passerelle.core.auth import ANONYMOUS_ADMIN, Principal
-from passerelle.core.errors import NotFound, PasserelleError
+from passerelle.core.errors import InvalidInput, NotFound, PasserelleError
 from passerelle.core.ids import now_ms
 from passerelle.core.models import Project
 from passerelle.core.store import ObjectStore
 from passerelle.registry import service as registry
 from passerelle.registry.loaded import LoadedModel, load_folder
+from passerelle.registry.signature import to_table, validate_input
 from passerelle.serving import routing
 from passerelle.serving.batching import Batcher, Pending
-from passerelle.serving.inference_log import InferenceLog
+from passerelle.serving.inference_log import InferenceLog, frame_record
 from passerelle.serving.models import Endpoint
 from passerelle.serving.service import endpoint_public
 
@@ -43,9 +44,38 @@ class EndpointUnavailable(PasserelleError):
     code = "unavailable"
 
 
+def new_prediction_ids(count: int) -> list[str]:
+    """32 hex characters each: 12 of milliseconds (sortable, datable), 20 random (80 bits)."""
+    prefix = f"{now_ms():012x}"
+    noise = os.urandom(10 * count).hex()
+    return [prefix + noise[i : i + 20] for i in range(0, 20 * count, 20)]
+
+
 def new_prediction_id() -> str:
-    """32 hex characters: 12 of milliseconds (sortable, datable), 20 random."""
-    return f"{now_ms():012x}{secrets.token_hex(10)}"
+    return new_prediction_ids(1)[0]
+
+
+def prepare_input(
+    model: LoadedModel, records: list[dict[str, Any]], table: pa.Table | None
+) -> tuple[pa.Table | None, np.ndarray | None]:
+    """The model's input: a float64 matrix on the numeric fast path, else a validated table.
+
+    ``table`` is given for Arrow and Parquet bodies; JSON bodies arrive as records only, and
+    become a table only when the fast path does not take them. Raises ``SignatureError`` (422)
+    naming every offending column.
+    """
+    if table is None and model.matrix_plan is not None:
+        matrix = model.matrix_plan.matrix(records)
+        if matrix is not None:
+            return None, matrix
+    if table is None:
+        try:
+            table = to_table(records)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InvalidInput(f"inputs mix types within a column: {exc}", field="inputs") from None
+    if model.signature is not None:
+        table = validate_input(table, model.signature, cache=model.schema_verdicts)
+    return table, None
 
 
 def prediction_time(prediction_id: str) -> int | None:
@@ -192,60 +222,113 @@ class ServingRuntime:
     ) -> list[dict[str, Any]]:
         """One model call for several validated requests; spools every row before returning."""
         model = self.model(config, version)
-        tables = [p.table for p in batch]
-        table = (
-            tables[0]
-            if len(tables) == 1
-            else pa.concat_tables(tables, promote_options="permissive")
-        )
+        fast = model.matrix_plan is not None and all(p.matrix is not None for p in batch)
         started = time.perf_counter()
-        outputs = model.model.predict(table.to_pandas())
+        if fast:
+            matrices = [p.matrix for p in batch]
+            matrix = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
+            outputs = model.predict_matrix(matrix)
+        else:
+            tables = [self._table(model, p) for p in batch]
+            table = (
+                tables[0]
+                if len(tables) == 1
+                else pa.concat_tables(tables, promote_options="permissive")
+            )
+            outputs = model.model.predict(table.to_pandas())
         latency = (time.perf_counter() - started) * 1000
         predictions = outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)
         for observe in self.on_batch:
             observe(config["name"], version, len(predictions))
         ts = now_ms()
-        redact = set(config["redact"])
-        answers, records, offset = [], [], 0
+        ids = new_prediction_ids(len(predictions))
+        answers, offset = [], 0
         for item in batch:
-            n = item.table.num_rows
-            part = predictions[offset : offset + n]
-            offset += n
-            ids = [new_prediction_id() for _ in part]
-            answers.append({"predictions": part, "prediction_ids": ids, "model_version": version})
-            records.extend(
+            end = offset + item.rows
+            answers.append(
                 {
-                    "prediction_id": pid,
-                    "endpoint": config["name"],
-                    "endpoint_id": config["id"],
-                    "version": version,
-                    "route": item.route,
-                    "inputs": {k: ("***" if k in redact else v) for k, v in rec.items()},
-                    "output": out,
-                    "latency_ms": latency,
-                    "status": "ok",
-                    "request_key": item.request_key,
-                    "ts": ts,
+                    "predictions": predictions[offset:end],
+                    "prediction_ids": ids[offset:end],
+                    "model_version": version,
                 }
-                for pid, rec, out in zip(ids, item.records, part, strict=True)
             )
-        self.log.append(records)  # durable before any caller gets its answer
-        return answers
+            offset = end
+        if fast:
+            assert model.matrix_plan is not None
+            self.log.append_frame(
+                frame_record(
+                    config,
+                    version,
+                    model.matrix_plan.columns,
+                    model.matrix_plan.integer,
+                    matrix,
+                    ids,
+                    predictions,
+                    [(p.rows, p.route, p.request_key) for p in batch],
+                    latency,
+                    ts,
+                )
+            )
+        else:
+            self.log.append(self._log_rows(config, version, batch, ids, predictions, latency, ts))
+        return answers  # the log is durable before any caller gets its answer
+
+    @staticmethod
+    def _table(model: LoadedModel, item: Pending) -> pa.Table:
+        if item.table is not None:
+            return item.table
+        return prepare_input(model, item.records, to_table(item.records))[0]  # type: ignore[return-value]
+
+    @staticmethod
+    def _log_rows(
+        config: dict[str, Any],
+        version: int,
+        batch: list[Pending],
+        ids: list[str],
+        predictions: list[Any],
+        latency: float,
+        ts: int,
+    ) -> list[dict[str, Any]]:
+        redact = set(config["redact"])
+        rows, offset = [], 0
+        for item in batch:
+            for rec in item.records:
+                rows.append(
+                    {
+                        "prediction_id": ids[offset],
+                        "endpoint": config["name"],
+                        "endpoint_id": config["id"],
+                        "version": version,
+                        "route": item.route,
+                        "inputs": {k: ("***" if k in redact else v) for k, v in rec.items()},
+                        "output": predictions[offset],
+                        "latency_ms": latency,
+                        "status": "ok",
+                        "request_key": item.request_key,
+                        "ts": ts,
+                    }
+                )
+                offset += 1
+        return rows
 
     async def shadow(
-        self, config: dict[str, Any], records: list[dict], table: Any, request_key: str | None
+        self,
+        config: dict[str, Any],
+        records: list[dict],
+        table: pa.Table | None,
+        request_key: str | None,
     ) -> None:
         """Run every shadow on a copy of the request; failures are logged, never raised."""
         from starlette.concurrency import run_in_threadpool
 
-        from passerelle.registry.signature import validate_input
-
         for version in config["shadow_versions"]:
             try:
-                model = await run_in_threadpool(self.model, config, version)
-                shadow_table = validate_input(table, model.signature) if model.signature else table
+                model = self.cached_model(config, version) or await run_in_threadpool(
+                    self.model, config, version
+                )
+                shadow_table, matrix = prepare_input(model, records, table)
                 await self.batcher(config, version).submit(
-                    config, records, shadow_table, request_key, "shadow"
+                    config, records, shadow_table, matrix, request_key, "shadow"
                 )
             except Exception:
                 log.exception("shadow version %s of %s failed", version, config["name"])
