@@ -24,6 +24,7 @@ import numpy as np
 
 _FLOAT_OK = frozenset({int, float})
 _INT_OK = frozenset({int})
+_EXACT_LIMIT = 2.0**53  # beyond it, integers lose digits as float64
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,12 @@ class MatrixPlan:
                 if not {type(r[i]) for r in rows} <= _INT_OK:
                     return None
         try:
-            return np.array(rows, dtype=np.float64)
+            matrix = np.array(rows, dtype=np.float64)
         except OverflowError:  # an integer beyond float64's range
             return None
+        if matrix.size and np.abs(matrix).max() >= _EXACT_LIMIT:
+            return None  # perhaps an integer float64 cannot hold exactly: look closer
+        return matrix
 
     def frame(self, matrix: np.ndarray) -> Any:
         """The matrix as the DataFrame the general path would have built (integer columns kept

@@ -73,6 +73,10 @@ def prepare_input(
             table = to_table(records)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise InvalidInput(f"inputs mix types within a column: {exc}", field="inputs") from None
+        except OverflowError:
+            raise InvalidInput(
+                "inputs hold an integer beyond the 64-bit range", field="inputs"
+            ) from None
     if model.signature is not None:
         table = validate_input(table, model.signature, cache=model.schema_verdicts)
     return table, None
