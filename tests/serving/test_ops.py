@@ -258,3 +258,47 @@ def test_a_version_that_cannot_load_keeps_the_process_not_ready(served: Served) 
 
     served.change(action="rollback", reason="canary cannot load")
     wait_for(lambda: served.http.get("/readyz").status_code == 200)
+
+
+def test_the_access_log_leaves_out_predictions_and_keeps_the_rest(served) -> None:
+    import logging
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from passerelle.serving.process import uvicorn_config
+    from tests.conftest import free_port
+
+    served.change(action="deploy", version=1)
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(served.app, "127.0.0.1", port))
+    warmer = served.app.state.warmer
+    assert warmer.freeze_heap  # a serving process freezes its heap once the models are loaded
+    warmer.freeze_heap = False  # but not this test process: frozen objects are never freed
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger("uvicorn.access").addHandler(keep)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        row = {"age": 41, "income": 61.5}
+        r = httpx.post(f"{url}/v1/endpoints/churn/predict?x=1", json={"inputs": [row]})
+        assert r.status_code == 200
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        logging.getLogger("uvicorn.access").removeHandler(keep)
+    assert any("/healthz" in line for line in seen), seen
+    assert not any("/predict" in line for line in seen), seen

@@ -102,7 +102,9 @@ def serve(
 
     import uvicorn
 
-    config = uvicorn.Config(app, host=settings.host, port=actual_port, timeout_graceful_shutdown=10)
+    from passerelle.serving.process import uvicorn_config
+
+    config = uvicorn_config(app, settings.host, actual_port)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

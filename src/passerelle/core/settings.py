@@ -6,6 +6,7 @@ has a default and a description, and ``docs/settings.md`` must document each one
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
@@ -142,8 +143,10 @@ class Settings(BaseSettings):
         return self.auth is AuthMode.ON
 
 
+@functools.lru_cache(maxsize=64)
 def is_loopback(host: str) -> bool:
-    """True when ``host`` only accepts connections from this machine."""
+    """True when ``host`` only accepts connections from this machine (asked on every request
+    through ``auth_required``, hence remembered)."""
     if host == "localhost":
         return True
     try:

@@ -99,14 +99,17 @@ def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
     matrix = np.concatenate(
         [np.frombuffer(base64.b64decode(f["x"]), np.float64) for f in frames]
     ).reshape(total, len(kept))
-    ids = np.frombuffer("".join(f["ids"] for f in frames).encode("ascii"), f"S{ID_LENGTH}")
+    ids = "".join(f["ids"] for f in frames).encode("ascii")  # fixed-width: offsets are a range
+    offsets = np.arange(0, len(ids) + 1, ID_LENGTH, dtype=np.int32)
     routes, keys = [], []
     for f in frames:
         for n, route, key in f["segments"]:
             routes += [route] * n
             keys += [key] * n
     columns: dict[str, Any] = {
-        "prediction_id": pa.array(ids.astype(str)),
+        "prediction_id": pa.Array.from_buffers(
+            pa.string(), total, [None, pa.py_buffer(offsets), pa.py_buffer(ids)]
+        ),
         "endpoint": pa.array([first["endpoint"]] * total, pa.string()),
         "endpoint_id": pa.array(np.repeat(first["endpoint_id"], total).astype(np.int64)),
         "version": pa.array(np.repeat([f["version"] for f in frames], counts).astype(np.int64)),

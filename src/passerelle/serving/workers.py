@@ -149,6 +149,7 @@ def worker_main(
     import uvicorn
 
     from passerelle.app import create_app
+    from passerelle.serving.process import uvicorn_config
 
     app = create_app(settings)
     sock = listening_socket(host, port)
@@ -156,7 +157,7 @@ def worker_main(
         with contextlib.suppress(OSError):  # a restarted worker's supervisor may not listen
             ready.send(os.getpid())
             ready.close()
-        config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=10)
+        config = uvicorn_config(app, host, port)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
