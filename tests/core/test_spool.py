@@ -72,3 +72,31 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert acknowledged >= 5000
     ids = {r["id"] for f in recoverable(tmp_path, "events") for r in read_records(f)}
     assert set(range(acknowledged + 1)) <= ids
+
+
+def test_recovery_running_beside_a_live_writer_takes_nothing_from_it(tmp_path: Path) -> None:
+    """A compactor thread recovering files while this process keeps opening new ones (a small
+    size limit seals a file every few records) must never take a file still being written."""
+    import threading
+
+    spool = Spool(tmp_path, "race", max_bytes=300)
+    taken: list[int] = []
+    done = threading.Event()
+
+    def compactor() -> None:
+        while True:
+            finished = done.is_set()
+            for path in recoverable(tmp_path, "race"):
+                taken.extend(r["i"] for r in read_records(path))
+                path.unlink()
+            if finished:
+                return
+
+    thread = threading.Thread(target=compactor)
+    thread.start()
+    for i in range(20_000):
+        spool.append([{"i": i}])
+    spool.seal()
+    done.set()
+    thread.join()
+    assert sorted(taken) == list(range(20_000))

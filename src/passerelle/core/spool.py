@@ -23,6 +23,7 @@ import orjson
 
 ACTIVE = ".spool"
 SEALED = ".sealed"
+OPENING = ".opening"
 
 
 class Spool:
@@ -42,9 +43,15 @@ class Spool:
         self._size = 0
 
     def _open(self) -> None:
+        # Created under a name recovery ignores, locked, then renamed: a file that appeared
+        # under the active name before its lock was taken could be taken for a dead process's
+        # by ``recoverable`` (in another thread or process), sealed and compacted away while
+        # this process went on writing to it.
         path = self.directory / f"{self.name}-{os.getpid()}-{uuid.uuid4().hex[:12]}{ACTIVE}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        opening = path.with_suffix(OPENING)
+        fd = os.open(opening, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(opening, path)
         self._fd, self._path, self._size = fd, path, 0
 
     def append(self, records: Iterable[dict[str, Any]]) -> int:
@@ -91,6 +98,8 @@ def recoverable(directory: Path, name: str) -> list[Path]:
     directory = Path(directory)
     if not directory.exists():
         return []
+    for path in directory.glob(f"{name}-*{OPENING}"):
+        _remove_if_abandoned(path)  # killed between creating and naming it: nothing written
     for path in directory.glob(f"{name}-*{ACTIVE}"):
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -106,6 +115,27 @@ def recoverable(directory: Path, name: str) -> list[Path]:
         finally:
             os.close(fd)
     return sorted(directory.glob(f"{name}-*{SEALED}"), key=lambda p: p.stat().st_mtime)
+
+
+def _remove_if_abandoned(path: Path) -> None:
+    """Remove an empty file a process created and never named (it was killed in between); one
+    younger than a minute may be in the middle of being opened."""
+    import time
+
+    try:
+        if time.time() - path.stat().st_mtime < 60:
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # being opened right now
+    else:
+        path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
