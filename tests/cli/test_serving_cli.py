@@ -204,8 +204,15 @@ def test_predict_scores_a_parquet_file_in_chunks_and_logs_every_row(
     assert set(ids) <= set(log["prediction_id"])  # the same path as online predictions
     logged = log.set_index("prediction_id").loc[ids[:3]]
     assert logged["input.age"].tolist() == frame["age"].head(3).tolist()
-    assert "input.customer" not in log.columns  # passed through, never sent
+    assert logged["input.customer"].isna().all()  # passed through, never sent
     assert set(logged["route"]) == {"primary"}
+    batch = re.search(r"batch id ([0-9a-f]{32})", result.stdout).group(1)
+    assert set(log.set_index("prediction_id").loc[ids, "batch_id"]) == {batch}
+    refused = log[log["status"] == "error"]  # the strict run's first chunk, refused
+    assert len(refused) == 1000 and refused["batch_id"].nunique() == 1
+    assert refused["batch_id"].iloc[0] != batch
+    assert refused["error"].str.contains("customer: unexpected column").all()
+    assert refused["output"].isna().all()
 
 
 def test_predict_with_a_canary_reports_the_split(
@@ -219,6 +226,7 @@ def test_predict_with_a_canary_reports_the_split(
             "predict", "churn", str(source), "-o", str(tmp_path / "o.parquet"), "-b", "64", "--json"
         )
     )
+    assert re.fullmatch(r"[0-9a-f]{32}", summary.pop("batch_id"))
     assert summary == {
         "endpoint": "churn",
         "rows": 200,

@@ -329,8 +329,8 @@ def predict(
     """Score a Parquet file on endpoint NAME, in chunks, with a progress bar.
 
     Each chunk goes through the same route as online predictions (routing, signature checks,
-    the inference log), so every row gets a prediction id that feedback can refer to. The
-    output is written only when every chunk was scored.
+    the inference log), so every row gets a prediction id that feedback can refer to, and all
+    of them one batch id in the log. The output is written only when every chunk was scored.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -356,8 +356,11 @@ def predict(
         raise fail("every column is passed through: nothing left to send", "passthrough", 2)
     if output.resolve() == input_path.resolve():
         raise fail("the output must not overwrite the input", "output", code=EXIT_USAGE)
+    import uuid
+
     c = client(ctx)
     url = predict_path(name)
+    batch_id = uuid.uuid4().hex  # logged with every row scored, so the batch can be found
     total = source.metadata.num_rows
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".part")
@@ -373,7 +376,7 @@ def predict(
                         "POST",
                         url,
                         content=arrow_ipc(batch.select(sent)),
-                        headers={"Content-Type": ARROW_STREAM},
+                        headers={"Content-Type": ARROW_STREAM, "X-Batch-Id": batch_id},
                     )
                 except PayloadTooLarge as exc:
                     raise fail(f"{exc.message}: lower --batch-size") from None
@@ -399,6 +402,7 @@ def predict(
         print_json(
             {
                 "endpoint": name,
+                "batch_id": batch_id,
                 "rows": rows,
                 "chunks": chunks,
                 "output": str(output),
@@ -412,6 +416,7 @@ def predict(
     )
     if split:
         console().print(f"answered by {split}", markup=False)
+    console().print(f"batch id {batch_id} (the batch_id column of the inference log)", markup=False)
 
 
 def _progress(visible: bool) -> Any:

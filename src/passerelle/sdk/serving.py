@@ -32,7 +32,9 @@ LOG_COLUMNS = [
     "output",
     "latency_ms",
     "status",
+    "error",
     "request_key",
+    "batch_id",
     "ts",
 ]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")

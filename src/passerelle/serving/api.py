@@ -11,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
 from passerelle.core.auth import Action
-from passerelle.core.errors import InvalidInput
+from passerelle.core.errors import InvalidInput, PasserelleError
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
 from passerelle.serving import feedback, service
 from passerelle.serving.runtime import EndpointUnavailable, ServingRuntime, prepare_input
@@ -30,6 +30,7 @@ router = APIRouter(tags=["serving"])
 data_router = APIRouter(tags=["serving"])
 ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
+BATCH_HEADER = "x-batch-id"  # batch scoring: every chunk of one file carries the same id
 
 
 # -- management --------------------------------------------------------------------------------
@@ -167,12 +168,17 @@ async def _predict(
     model = runtime.cached_model(config, version) or await run_in_threadpool(
         runtime.model, config, version
     )
-    model_table, matrix = prepare_input(model, records, table)
-    answer = await runtime.batcher(config, version).submit(
-        config, records, model_table, matrix, key, route
-    )
+    batch_id = request.headers.get(BATCH_HEADER)
+    try:
+        model_table, matrix = prepare_input(model, records, table)
+        answer = await runtime.batcher(config, version).submit(
+            config, records, model_table, matrix, key, route, batch_id
+        )
+    except PasserelleError as exc:
+        runtime.log_failure(config, version, route, records, key, batch_id, exc)
+        raise
     if config["shadow_versions"]:
-        background.add_task(runtime.shadow, config, records, table, key)
+        background.add_task(runtime.shadow, config, records, table, key, batch_id)
     return answer
 
 

@@ -39,6 +39,7 @@ class Pending:
     request_key: str | None
     route: str
     future: asyncio.Future[Any] = field(repr=False)
+    batch_id: str | None = None  # set by batch scoring: the rows of one file share it
 
     @property
     def rows(self) -> int:
@@ -72,13 +73,16 @@ class Batcher:
         matrix: np.ndarray | None,
         request_key: str | None,
         route: str,
+        batch_id: str | None = None,
     ) -> Any:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a queue and a task belong to one event loop
             self._loop, self.queue, self._task = loop, asyncio.Queue(), None
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
-        item = Pending(config, records, table, matrix, request_key, route, loop.create_future())
+        item = Pending(
+            config, records, table, matrix, request_key, route, loop.create_future(), batch_id
+        )
         self.waiting += 1
         try:
             await self.queue.put(item)

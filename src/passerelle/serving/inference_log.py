@@ -63,7 +63,7 @@ def frame_record(
     matrix: np.ndarray,
     ids: list[str],
     outputs: list[Any],
-    segments: list[tuple[int, str, str | None]],
+    segments: list[tuple[int, str, str | None, str | None]],
     latency_ms: float,
     ts: int,
 ) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def frame_record(
 def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
     """Frames of one layout (same endpoint, columns, redaction) as one table of rows."""
     first = frames[0]
-    counts = np.array([sum(s[0] for s in f["segments"]) for f in frames])
+    counts = np.array([sum(segment[0] for segment in f["segments"]) for f in frames])
     total = int(counts.sum())
     order, kept, integer = first["order"], first["kept"], set(first["integer"])
     matrix = np.concatenate(
@@ -101,11 +101,14 @@ def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
     ).reshape(total, len(kept))
     ids = "".join(f["ids"] for f in frames).encode("ascii")  # fixed-width: offsets are a range
     offsets = np.arange(0, len(ids) + 1, ID_LENGTH, dtype=np.int32)
-    routes, keys = [], []
+    routes: list[str] = []
+    keys: list[str | None] = []
+    batches: list[str | None] = []
     for f in frames:
-        for n, route, key in f["segments"]:
+        for n, route, key, batch_id in f["segments"]:
             routes += [route] * n
             keys += [key] * n
+            batches += [batch_id] * n
     columns: dict[str, Any] = {
         "prediction_id": pa.Array.from_buffers(
             pa.string(), total, [None, pa.py_buffer(offsets), pa.py_buffer(ids)]
@@ -117,6 +120,7 @@ def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
         "latency_ms": pa.array(np.repeat([float(f["latency_ms"]) for f in frames], counts)),
         "status": pa.array(["ok"] * total, pa.string()),
         "request_key": pa.array(keys, pa.string()),
+        "batch_id": pa.array(batches, pa.string()),
         "ts": pa.array(np.repeat([f["ts"] for f in frames], counts).astype(np.int64)),
     }
     position = {i: j for j, i in enumerate(kept)}

@@ -268,7 +268,7 @@ class ServingRuntime:
                     matrix,
                     ids,
                     predictions,
-                    [(p.rows, p.route, p.request_key) for p in batch],
+                    [(p.rows, p.route, p.request_key, p.batch_id) for p in batch],
                     latency,
                     ts,
                 )
@@ -309,11 +309,48 @@ class ServingRuntime:
                         "latency_ms": latency,
                         "status": "ok",
                         "request_key": item.request_key,
+                        "batch_id": item.batch_id,
                         "ts": ts,
                     }
                 )
                 offset += 1
         return rows
+
+    def log_failure(
+        self,
+        config: dict[str, Any],
+        version: int,
+        route: str,
+        records: list[dict[str, Any]],
+        request_key: str | None,
+        batch_id: str | None,
+        error: PasserelleError,
+    ) -> None:
+        """Log the rows of a request that got no prediction (its input refused by the
+        signature, or by the model), so that error rates and bad inputs can be monitored."""
+        redact = set(config["redact"])
+        ts = now_ms()
+        ids = new_prediction_ids(len(records))
+        self.log.append(
+            [
+                {
+                    "prediction_id": pid,
+                    "endpoint": config["name"],
+                    "endpoint_id": config["id"],
+                    "version": version,
+                    "route": route,
+                    "inputs": {k: ("***" if k in redact else v) for k, v in rec.items()},
+                    "output": None,
+                    "latency_ms": None,
+                    "status": "error",
+                    "error": error.message[:500],
+                    "request_key": request_key,
+                    "batch_id": batch_id,
+                    "ts": ts,
+                }
+                for pid, rec in zip(ids, records, strict=True)
+            ]
+        )
 
     async def shadow(
         self,
@@ -321,6 +358,7 @@ class ServingRuntime:
         records: list[dict],
         table: pa.Table | None,
         request_key: str | None,
+        batch_id: str | None = None,
     ) -> None:
         """Run every shadow on a copy of the request; failures are logged, never raised."""
         from starlette.concurrency import run_in_threadpool
@@ -332,7 +370,7 @@ class ServingRuntime:
                 )
                 shadow_table, matrix = prepare_input(model, records, table)
                 await self.batcher(config, version).submit(
-                    config, records, shadow_table, matrix, request_key, "shadow"
+                    config, records, shadow_table, matrix, request_key, "shadow", batch_id
                 )
             except Exception:
                 log.exception("shadow version %s of %s failed", version, config["name"])
