@@ -426,6 +426,7 @@ def build_row(
         "name": name[:1000],
         "start_time": start_ns // 1_000_000,
         "end_time": end_ns // 1_000_000,
+        "start_ns": start_ns,
         "latency_ms": (end_ns - start_ns) / 1e6,
         "level": level,
         "status_message": status_message,

@@ -85,6 +85,7 @@ class Observation(Base):
     name: Mapped[str] = mapped_column(String(1000), default="")
     start_time: Mapped[int] = mapped_column(BigInteger)
     end_time: Mapped[int] = mapped_column(BigInteger)
+    start_ns: Mapped[int] = mapped_column(BigInteger, default=0)  # orders siblings exactly
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     level: Mapped[str] = mapped_column(String(10), default="DEFAULT")
     status_message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -28,6 +28,12 @@ JSON = "application/json"
 ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
+class MalformedExport(InvalidInput):
+    """A body that is not an export request at all: 400, which OTLP exporters do not retry."""
+
+    status = 400
+
+
 class UnsupportedMediaType(PasserelleError):
     status = 415
     code = "unsupported_media_type"
@@ -53,7 +59,7 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
         try:
             message.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            raise InvalidInput(
+            raise MalformedExport(
                 f"the body is not a valid OTLP ExportTraceServiceRequest protobuf: {exc}",
                 field="body",
             ) from None
@@ -61,15 +67,15 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+        raise MalformedExport(f"the body is not valid JSON: {exc}", field="body") from None
     if not isinstance(data, dict):
-        raise InvalidInput(
+        raise MalformedExport(
             'an OTLP JSON export is an object: {"resourceSpans": [...]}', field="body"
         )
     try:
         json_format.ParseDict(_hex_ids_to_base64(data), message, ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
-        raise InvalidInput(
+        raise MalformedExport(
             f"the body is not a valid OTLP JSON ExportTraceServiceRequest: {str(exc)[:300]}",
             field="body",
         ) from None

@@ -47,7 +47,9 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise InvalidInput(f"the {encoding} body cannot be inflated: {exc}", field="body") from None
+        raise otlp.MalformedExport(
+            f"the {encoding} body cannot be inflated: {exc}", field="body"
+        ) from None
     if len(out) > limit:
         raise PayloadTooLarge(
             f"the inflated request body is over the limit of {limit} bytes", field="body"

@@ -154,6 +154,7 @@ def observation_public(o: Observation) -> dict[str, Any]:
         "name": o.name,
         "start_time": o.start_time,
         "end_time": o.end_time,
+        "start_ns": o.start_ns,
         "latency_ms": o.latency_ms,
         "level": o.level,
         "status_message": o.status_message,
@@ -182,7 +183,7 @@ def tree_order(observations: list[Observation]) -> list[dict[str, Any]]:
     parent never arrived is shown at the top level with ``parent_missing`` set."""
     by_id = {o.id: o for o in observations}
     children: dict[str | None, list[Observation]] = {}
-    for o in sorted(observations, key=lambda o: (o.start_time, o.latency_ms * -1, o.id)):
+    for o in sorted(observations, key=lambda o: (o.start_ns, -o.latency_ms, o.id)):
         parent = o.parent_id if o.parent_id in by_id else None
         children.setdefault(parent, []).append(o)
     ordered: list[dict[str, Any]] = []

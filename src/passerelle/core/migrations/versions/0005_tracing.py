@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0003
-Create Date: 2026-12-04 14:16:29.784456
+Create Date: 2026-12-04 14:22:11.675652
 """
 
 from alembic import op
@@ -38,6 +38,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=1000), nullable=False),
     sa.Column('start_time', sa.BigInteger(), nullable=False),
     sa.Column('end_time', sa.BigInteger(), nullable=False),
+    sa.Column('start_ns', sa.BigInteger(), nullable=False),
     sa.Column('latency_ms', sa.Float(), nullable=False),
     sa.Column('level', sa.String(length=10), nullable=False),
     sa.Column('status_message', sa.Text(), nullable=True),
@@ -46,7 +47,7 @@ def upgrade() -> None:
     sa.Column('metadata', sa.JSON(), nullable=False),
     sa.Column('model', sa.String(length=500), nullable=True),
     sa.Column('provider', sa.String(length=200), nullable=True),
-    sa.Column('model_parameters', sa.JSON(), nullable=True),
+    sa.Column('model_parameters', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('input_tokens', sa.BigInteger(), nullable=True),
     sa.Column('output_tokens', sa.BigInteger(), nullable=True),
     sa.Column('cached_tokens', sa.BigInteger(), nullable=True),
@@ -56,7 +57,7 @@ def upgrade() -> None:
     sa.Column('ttft_ms', sa.Float(), nullable=True),
     sa.Column('prompt_name', sa.String(length=500), nullable=True),
     sa.Column('prompt_version', sa.String(length=100), nullable=True),
-    sa.Column('trace_attributes', sa.JSON(), nullable=True),
+    sa.Column('trace_attributes', sa.JSON(none_as_null=True), nullable=True),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_observations_project_id_projects'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('trace_id', 'id', name=op.f('pk_observations'))
     )
