@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from passerelle.core.auth import Action
+from passerelle.core.ids import INT64_MAX
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
 from passerelle.tracing import scores, service, stats
 from passerelle.tracing.costs import Price
@@ -16,6 +17,10 @@ from passerelle.tracing.receiver import PROJECT_HEADER, Receiver
 from passerelle.tracing.schemas import PriceIn, PricePublic, ScoreBatch, ScoresAccepted
 
 router = APIRouter(tags=["tracing"])
+# Times in milliseconds since the epoch; bounds keep any value a 64-bit column can compare.
+TimeMs = Annotated[int | None, Query(ge=0, le=INT64_MAX)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
 
 
 def _receiver(request: Request) -> Receiver:
@@ -57,16 +62,16 @@ def list_traces(
     user_id: str | None = None,
     session_id: str | None = None,
     tag: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
+    since: TimeMs = None,
+    until: TimeMs = None,
     min_latency_ms: float | None = None,
     max_latency_ms: float | None = None,
     min_cost: float | None = None,
     max_cost: float | None = None,
     errors: bool | None = None,
     q: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ):
     _synced(request)
     proj = service.project_for(session, principal, project, Action.READ)
@@ -107,8 +112,8 @@ def list_sessions(
     session: SessionDep,
     principal: PrincipalDep,
     project: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ):
     _synced(request)
     proj = service.project_for(session, principal, project, Action.READ)
@@ -144,9 +149,9 @@ def cost_totals(
     principal: PrincipalDep,
     group_by: Literal["trace", "session", "user", "model", "day"] = "model",
     project: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
-    limit: int = 1000,
+    since: TimeMs = None,
+    until: TimeMs = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ):
     """Cost and tokens per trace, session, user, model or day."""
     _synced(request)
@@ -161,8 +166,8 @@ def dashboard(
     session: SessionDep,
     principal: PrincipalDep,
     project: str | None = None,
-    since: int | None = None,
-    until: int | None = None,
+    since: TimeMs = None,
+    until: TimeMs = None,
 ):
     _synced(request)
     proj = service.project_for(session, principal, project, Action.READ)
