@@ -144,6 +144,7 @@ def cost_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "font": FONT,
         "height": 280,
         "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
+        "xaxis": {"type": "category"},  # one bar per day, even for a single day
         "yaxis": {"title": {"text": "USD"}},
         "legend": {"orientation": "h"},
     }
