@@ -368,6 +368,8 @@ def main() -> None:
     target = out / f"tracing-{time.strftime('%Y%m%d-%H%M%S')}.json"
     results["table"] = table
     results["loadavg"] = os.getloadavg()
+    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    results["commit"] = done.stdout.strip() or None
     target.write_text(json.dumps(results, indent=1))
     say(f"raw figures: {target}")
     if args.work is None:
