@@ -14,6 +14,7 @@ from passerelle.app import create_app
 from passerelle.core.auth import create_key, ensure_project
 from passerelle.core.db import session_scope
 from passerelle.core.settings import Settings
+from tests.ui.conftest import browser_context, page  # noqa: F401 - Chromium for test_browser.py
 
 ADMIN_KEY = "tracing-admin-key-long-enough-0"
 

@@ -86,6 +86,9 @@ def test_traces_list_filters_and_search(http, seeded):
     kept = http.get("/traces", params={"q": "port", "errors": "yes"}).text
     assert 'value="port"' in kept and '<option value="yes" selected>' in kept
     assert http.get("/traces", params={"errors": "maybe"}).status_code == 400
+    assert "min_cost must be a number" in http.get("/traces", params={"min_cost": "lots"}).text
+    blank = {"q": "port", "min_cost": "", "max_latency_ms": "", "start": "", "errors": ""}
+    assert rows_of(http.get("/traces", params=blank).text) == [ask]  # a submitted empty form
 
 
 def test_trace_page_shows_the_tree_the_waterfall_and_the_conversation(http, seeded):

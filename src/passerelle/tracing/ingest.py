@@ -47,7 +47,8 @@ class TraceIngester:
         self.interval = interval
         self._drain_lock = threading.Lock()
         self._count_lock = threading.Lock()
-        self._unsealed = 0
+        self._appended = 0  # spans this process acknowledged
+        self._ingested = 0  # of those, how many a finished drain has taken in
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = False
@@ -58,12 +59,12 @@ class TraceIngester:
         if rows:
             self.spool.append(rows)
             with self._count_lock:
-                self._unsealed += len(rows)
+                self._appended += len(rows)
 
     @property
     def pending(self) -> int:
-        """Spans acknowledged by this process and not yet handed to the ingester."""
-        return self._unsealed
+        """Spans acknowledged by this process and not yet in the database."""
+        return self._appended - self._ingested
 
     # -- ingesting side --------------------------------------------------------------------
     def drain(self) -> int:
@@ -71,21 +72,22 @@ class TraceIngester:
         with self._drain_lock:
             with self._count_lock:
                 self.spool.seal()
-                self._unsealed = 0
+                sealed = self._appended
             done = 0
-            self._recovered = True
             for path in recoverable(self.spool_dir, SPOOL_NAME):
                 try:
                     done += self._ingest_file(path)
                 except Exception:  # keep the file: the next pass retries it
                     log.exception("could not ingest spool file %s", path)
+            self._recovered = True
+            self._ingested = max(self._ingested, sealed)
             return done
 
     def sync(self) -> None:
         """Make what this process acknowledged queryable now (reads call it first); the first
         call also recovers what a dead process left."""
-        if self._unsealed or not self._recovered:
-            self.drain()
+        if self._ingested < self._appended or not self._recovered:
+            self.drain()  # waits for a pass in progress, which may hold our spans
 
     def ensure_started(self) -> None:
         """Start the background ingestion (idempotent): at start-up, or on the first export

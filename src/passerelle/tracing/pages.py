@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from passerelle.core.auth import Action
+from passerelle.core.errors import InvalidInput
 from passerelle.core.ids import now_ms
 from passerelle.core.web import PrincipalDep, SessionDep
 from passerelle.tracing import service, stats, views
@@ -24,7 +25,20 @@ DAY_MS = 86_400_000
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str | None, Query(max_length=500)]
-Number = Annotated[float | None, Query(ge=0, le=1e12)]
+Number = Annotated[str | None, Query(max_length=40)]  # a form sends empty fields as ""
+
+
+def _number(value: str | None, field: str) -> float | None:
+    """A number typed in the filter form; an empty field does not filter."""
+    if value is None or not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a number, not {value[:40]!r}", field=field) from None
+    if not 0 <= number <= 1e12:
+        raise InvalidInput(f"{field} must be between 0 and 10^12", field=field)
+    return number
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -64,10 +78,10 @@ def traces_page(
         tag=_blank_to_none(tag),
         since=views.parse_local_time(start),
         until=views.parse_local_time(end),
-        min_latency_ms=min_latency_ms,
-        max_latency_ms=max_latency_ms,
-        min_cost=min_cost,
-        max_cost=max_cost,
+        min_latency_ms=_number(min_latency_ms, "min_latency_ms"),
+        max_latency_ms=_number(max_latency_ms, "max_latency_ms"),
+        min_cost=_number(min_cost, "min_cost"),
+        max_cost=_number(max_cost, "max_cost"),
         errors={"yes": True, "no": False}.get(errors or ""),
         q=_blank_to_none(q),
     )
@@ -82,10 +96,10 @@ def traces_page(
         "tag": tag or "",
         "start": start or "",
         "end": end or "",
-        "min_latency_ms": "" if min_latency_ms is None else f"{min_latency_ms:g}",
-        "max_latency_ms": "" if max_latency_ms is None else f"{max_latency_ms:g}",
-        "min_cost": "" if min_cost is None else f"{min_cost:g}",
-        "max_cost": "" if max_cost is None else f"{max_cost:g}",
+        "min_latency_ms": min_latency_ms or "",
+        "max_latency_ms": max_latency_ms or "",
+        "min_cost": min_cost or "",
+        "max_cost": max_cost or "",
         "errors": errors or "",
         "q": q or "",
     }
