@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 
 import orjson
 import pytest
@@ -237,3 +238,19 @@ def test_a_zero_span_export_is_acknowledged(http):
         "/v1/traces", content=orjson.dumps({}), headers={"content-type": "application/json"}
     )
     assert r.status_code == 200 and r.json() == {}
+
+
+def test_a_spool_that_cannot_be_written_is_a_retryable_503(http, locked_app):
+    spool = locked_app.state.tracing.ingester.spool
+    folder = spool.directory
+    spool.close()
+    shutil.rmtree(folder)
+    folder.write_bytes(b"")  # the spool folder is now a file: opening a spool file fails
+    t = trace_id()
+    r = send(http, request(span("s", t, span_id())))
+    assert r.status_code == 503  # OTLP exporters retry 503
+    assert r.json()["error"]["code"] == "unavailable"
+    folder.unlink()
+    folder.mkdir()
+    assert send(http, request(span("s", t, span_id()))).status_code == 200
+    assert len(get_trace(http, t)["observations"]) == 1

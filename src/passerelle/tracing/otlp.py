@@ -34,6 +34,14 @@ class MalformedExport(InvalidInput):
     status = 400
 
 
+class ExportUnavailable(PasserelleError):
+    """The spans could not be made durable (the spool's disk failed): 503, which OTLP exporters
+    retry, so nothing is acknowledged that was not kept."""
+
+    status = 503
+    code = "unavailable"
+
+
 class UnsupportedMediaType(PasserelleError):
     status = 415
     code = "unsupported_media_type"

@@ -6,6 +6,7 @@ span survives a crash of the process; the ingester makes it queryable moments la
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from passerelle.tracing.mapping import map_request
 from passerelle.tracing.service import project_for
 
 PROJECT_HEADER = "x-passerelle-project"
+log = logging.getLogger("passerelle.tracing")
 
 
 @dataclass
@@ -103,7 +105,13 @@ class Receiver:
         request = otlp.decode_request(raw, kind)
         project_id = self.project_id(principal, project)
         batch = map_request(request, project_id, max_attribute_bytes=self.max_attribute_bytes)
-        self.ingester.append(batch.rows)
+        try:
+            self.ingester.append(batch.rows)
+        except OSError as exc:
+            log.error("span spool write failed: %s", exc)
+            raise otlp.ExportUnavailable(
+                "the spans could not be written to the spool; retry later", field="body"
+            ) from None
         message = batch.message()
         answer, media_type = otlp.encode_response(batch.rejected, message, kind)
         return ExportResult(len(batch.rows), batch.rejected, message, answer, media_type)
