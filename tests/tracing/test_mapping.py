@@ -207,3 +207,15 @@ def test_prices_match_dated_and_prefixed_model_names():
     own = PriceTable({"my-local-llama": Price(1.0, 2.0), "gpt-4o": Price(0.0, 0.0)})
     assert own.cost("my-local-llama-8b", 1_000_000, 1_000_000, 0) == pytest.approx(3.0)
     assert own.cost("gpt-4o", 1000, 1000, 0) == 0.0
+
+
+def test_a_bad_resource_refuses_its_spans_and_not_the_other_resources():
+    t = trace_id()
+    bad = request(span("a", t, span_id()), span("b", t, span_id()), resource={"k": "x\x00y"})
+    good = request(span("c", t, span_id()))
+    bad.resource_spans.extend(good.resource_spans)
+    batch = map_request(bad, 1, max_attribute_bytes=1024)
+    assert [r["name"] for r in batch.rows] == ["c"]
+    assert batch.rejected == 2
+    assert "resource: attribute 'k' holds a NUL" in batch.message()
+    assert "(2 spans refused)" in batch.message()

@@ -51,7 +51,15 @@ def map_request(
     """Every span of ``request`` as an observation row of ``project_id``, or a problem."""
     batch = MappedBatch()
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes, max_attribute_bytes, "resource")
+        try:
+            resource = _attributes(
+                resource_spans.resource.attributes, max_attribute_bytes, "resource"
+            )
+        except SpanRefused as exc:  # every span of this resource is refused with it
+            count = sum(len(s.spans) for s in resource_spans.scope_spans)
+            batch.rejected += count
+            batch.problems.append(f"{exc} ({count} spans refused)")
+            continue
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             scope_info = {"name": scope.name, "version": scope.version} if scope.name else None
