@@ -10,7 +10,9 @@ holds their lock) are ingested like any other.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -119,11 +121,26 @@ class TraceIngester:
                 log.exception("span ingestion pass failed")
 
     def _ingest_file(self, path: Path) -> int:
-        records = list(read_records(path))
-        for start in range(0, len(records), CHUNK):
-            self._ingest_rows(records[start : start + CHUNK])
-        path.unlink(missing_ok=True)
-        return len(records)
+        """Ingest one sealed file under an exclusive lock, so that the worker processes of one
+        server never ingest the same file at once (the lock dies with its process)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0  # another process finished it
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # another process is ingesting it
+            if not path.exists():
+                return 0
+            records = list(read_records(path))
+            for start in range(0, len(records), CHUNK):
+                self._ingest_rows(records[start : start + CHUNK])
+            path.unlink(missing_ok=True)
+            return len(records)
+        finally:
+            os.close(fd)
 
     def _ingest_rows(self, rows: list[dict[str, Any]]) -> None:
         try:
