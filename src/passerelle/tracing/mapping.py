@@ -8,19 +8,17 @@ is kept: attributes the conventions do not name go to the observation's metadata
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from passerelle.core.ids import INT64_MAX
+from passerelle.tracing import attributes as at
 from passerelle.tracing import conventions as cv
-from passerelle.tracing.models import LEVELS, OBSERVATION_TYPES
+from passerelle.tracing.models import LEVELS
 from passerelle.tracing.otlp import any_value
 
 MAX_PROBLEMS_SHOWN = 5
@@ -170,180 +168,6 @@ def span_row(
     )
 
 
-def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        if key in attrs:
-            return attrs[key]
-    return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = int(float(value)) if isinstance(value, str) else int(value)
-    except (ValueError, OverflowError):
-        return None
-    return number if 0 <= number <= INT64_MAX else None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _json_obj(value: Any) -> Any:
-    """A JSON text decoded, other values as they are (an attribute may be either)."""
-    if isinstance(value, str):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _flat_messages(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Messages spread over ``<prefix>.<n>.<field>`` attributes, as two ordered lists."""
-    found: dict[bool, dict[int, dict[str, Any]]] = {
-        True: defaultdict(dict),
-        False: defaultdict(dict),
-    }
-    for key in [k for k in attrs if k[:4] in ("gen_", "llm.")]:
-        match = cv.FLAT_MESSAGE.match(key)
-        if match is None:
-            continue
-        prefix, index, name = match.groups()
-        found[prefix in cv.FLAT_INPUT][int(index)][name] = attrs.pop(key)
-    return (
-        [found[True][i] for i in sorted(found[True])],
-        [found[False][i] for i in sorted(found[False])],
-    )
-
-
-def _from_events(
-    events: list[tuple[str, int, dict[str, Any]]],
-) -> tuple[list[Any], list[Any], dict[str, Any] | None, list[dict[str, Any]]]:
-    """Conversation events of the GenAI conventions, the exception, and the other events."""
-    inputs: list[Any] = []
-    outputs: list[Any] = []
-    exception = None
-    others = []
-    for name, time_ns, attrs in events:
-        if name in cv.INPUT_MESSAGE_EVENTS:
-            message = {"role": attrs.pop("role", cv.INPUT_MESSAGE_EVENTS[name])}
-            message.update(
-                {k.removeprefix("gen_ai.event."): _json_obj(v) for k, v in attrs.items()}
-            )
-            inputs.append(message)
-        elif name == cv.CHOICE_EVENT:
-            outputs.append({k: _json_obj(v) for k, v in attrs.items()})
-        elif name == cv.LEGACY_PROMPT_EVENT and "gen_ai.prompt" in attrs:
-            inputs.append(_json_obj(attrs["gen_ai.prompt"]))
-        elif name == cv.LEGACY_COMPLETION_EVENT and "gen_ai.completion" in attrs:
-            outputs.append(_json_obj(attrs["gen_ai.completion"]))
-        elif cv.INPUT_MESSAGES[0] in attrs or cv.OUTPUT_MESSAGES[0] in attrs:
-            if cv.INPUT_MESSAGES[0] in attrs:
-                inputs.extend(_as_list(_json_obj(attrs[cv.INPUT_MESSAGES[0]])))
-            if cv.OUTPUT_MESSAGES[0] in attrs:
-                outputs.extend(_as_list(_json_obj(attrs[cv.OUTPUT_MESSAGES[0]])))
-        elif name == cv.EXCEPTION_EVENT:
-            exception = {k.removeprefix("exception."): v for k, v in attrs.items()}
-        else:
-            others.append({"name": name, "time_unix_nano": time_ns, "attributes": attrs})
-    return inputs, outputs, exception, others
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _observation_type(attrs: dict[str, Any], start_ns: int, end_ns: int) -> str:
-    declared = _first(attrs, cv.TYPE)
-    if declared in OBSERVATION_TYPES:
-        return declared
-    kind = attrs.get("openinference.span.kind")
-    if isinstance(kind, str) and kind.upper() in cv.OPENINFERENCE_KINDS:
-        return cv.OPENINFERENCE_KINDS[kind.upper()]
-    operation = attrs.get("gen_ai.operation.name")
-    if operation in cv.GENAI_OPERATIONS:
-        return cv.GENAI_OPERATIONS[operation]
-    if _first(attrs, cv.MODEL) is not None or _first(attrs, cv.INPUT_TOKENS) is not None:
-        return "generation"
-    return "span"
-
-
-def _model_parameters(attrs: dict[str, Any]) -> dict[str, Any] | None:
-    params: dict[str, Any] = {}
-    for key in [k for k in attrs if k.startswith(cv.MODEL_PARAMETER_PREFIX)]:
-        if key != "gen_ai.request.model":
-            params[key.removeprefix(cv.MODEL_PARAMETER_PREFIX)] = attrs.pop(key)
-    declared = _json_obj(_first(attrs, cv.MODEL_PARAMETERS_JSON))
-    if isinstance(declared, dict):
-        params.update(declared)
-    return params or None
-
-
-def _trace_attributes(attrs: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any] | None:
-    found: dict[str, Any] = {}
-    for name, keys in (
-        ("name", cv.TRACE_NAME),
-        ("session_id", cv.SESSION),
-        ("user_id", cv.USER),
-        ("release", cv.RELEASE),
-    ):
-        value = _first(attrs, keys)
-        if value is None:
-            value = _first(resource, keys)
-        if value is not None:
-            found[name] = str(value)
-    if "release" not in found and resource.get(cv.RESOURCE_RELEASE) is not None:
-        found["release"] = str(resource[cv.RESOURCE_RELEASE])
-    tags = _json_obj(_first(attrs, cv.TAGS))
-    if tags is not None:
-        found["tags"] = [str(t) for t in _as_list(tags)]
-    metadata = _json_obj(_first(attrs, cv.TRACE_METADATA))
-    if metadata is not None:
-        found["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
-    return found or None
-
-
-def _conversation(
-    attrs: dict[str, Any], events: list[tuple[str, int, dict[str, Any]]]
-) -> tuple[str | None, str | None, dict[str, Any] | None, list[dict[str, Any]]]:
-    """Input and output texts from whichever convention carries them."""
-    flat_in, flat_out = _flat_messages(attrs)
-    ev_in, ev_out, exception, others = _from_events(events)
-    text_in = _first(attrs, cv.INPUT)
-    text_out = _first(attrs, cv.OUTPUT)
-    if text_in is None:
-        messages = _json_obj(_first(attrs, cv.INPUT_MESSAGES))
-        messages = _as_list(messages) if messages is not None else flat_in or ev_in
-        system = _json_obj(_first(attrs, cv.SYSTEM_INSTRUCTIONS))
-        if system is not None:
-            messages = [{"role": "system", "content": system}, *messages]
-        if not messages and _first(attrs, cv.LEGACY_PROMPT) is not None:
-            messages = _as_list(_json_obj(_first(attrs, cv.LEGACY_PROMPT)))
-        text_in = _as_text(messages) if messages else None
-    if text_out is None:
-        messages = _json_obj(_first(attrs, cv.OUTPUT_MESSAGES))
-        messages = _as_list(messages) if messages is not None else flat_out or ev_out
-        if not messages and _first(attrs, cv.LEGACY_COMPLETION) is not None:
-            messages = _as_list(_json_obj(_first(attrs, cv.LEGACY_COMPLETION)))
-        text_out = _as_text(messages) if messages else None
-    return _as_text(text_in), _as_text(text_out), exception, others
-
-
 CONSUMED = {
     *cv.MODEL,
     *cv.PROVIDER,
@@ -392,10 +216,10 @@ def build_row(
     resource: dict[str, Any],
     scope: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    obs_type = _observation_type(attrs, start_ns, end_ns)
-    text_in, text_out, exception, other_events = _conversation(attrs, events)
-    params = _model_parameters(attrs)
-    level = _first(attrs, cv.LEVEL)
+    obs_type = at.observation_type(attrs, start_ns, end_ns)
+    text_in, text_out, exception, other_events = at.conversation(attrs, events)
+    params = at.model_parameters(attrs)
+    level = at.first(attrs, cv.LEVEL)
     level = level.upper() if isinstance(level, str) and level.upper() in LEVELS else "DEFAULT"
     if status_error:
         level = "ERROR"
@@ -403,14 +227,14 @@ def build_row(
         status_message = ": ".join(
             str(exception[k]) for k in ("type", "message") if exception.get(k) is not None
         )
-    input_tokens = _int(_first(attrs, cv.INPUT_TOKENS))
-    output_tokens = _int(_first(attrs, cv.OUTPUT_TOKENS))
-    total_tokens = _int(_first(attrs, cv.TOTAL_TOKENS))
+    input_tokens = at.as_int(at.first(attrs, cv.INPUT_TOKENS))
+    output_tokens = at.as_int(at.first(attrs, cv.OUTPUT_TOKENS))
+    total_tokens = at.as_int(at.first(attrs, cv.TOTAL_TOKENS))
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
-    cost = _float(_first(attrs, cv.COST))
+    cost = at.as_float(at.first(attrs, cv.COST))
     metadata: dict[str, Any] = {}
-    declared = _json_obj(attrs.get(cv.OBSERVATION_METADATA))
+    declared = at.json_obj(attrs.get(cv.OBSERVATION_METADATA))
     if isinstance(declared, dict):
         metadata.update(declared)
     metadata.update({k: v for k, v in attrs.items() if k not in CONSUMED})
@@ -422,9 +246,9 @@ def build_row(
         metadata["exception"] = exception
     if other_events:
         metadata["events"] = other_events
-    model = _first(attrs, cv.MODEL)
-    provider = _first(attrs, cv.PROVIDER)
-    prompt_version = _first(attrs, cv.PROMPT_VERSION)
+    model = at.first(attrs, cv.MODEL)
+    provider = at.first(attrs, cv.PROVIDER)
+    prompt_version = at.first(attrs, cv.PROMPT_VERSION)
     return {
         "trace_id": trace_id,
         "id": span_id,
@@ -446,12 +270,12 @@ def build_row(
         "model_parameters": params,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cached_tokens": _int(_first(attrs, cv.CACHED_TOKENS)),
+        "cached_tokens": at.as_int(at.first(attrs, cv.CACHED_TOKENS)),
         "total_tokens": total_tokens,
         "cost": cost,
         "cost_source": "provided" if cost is not None else None,
-        "ttft_ms": _float(_first(attrs, cv.TTFT)),
-        "prompt_name": (_as_text(_first(attrs, cv.PROMPT_NAME)) or "")[:500] or None,
+        "ttft_ms": at.as_float(at.first(attrs, cv.TTFT)),
+        "prompt_name": (at.as_text(at.first(attrs, cv.PROMPT_NAME)) or "")[:500] or None,
         "prompt_version": str(prompt_version)[:100] if prompt_version is not None else None,
-        "trace_attributes": _trace_attributes(attrs, resource),
+        "trace_attributes": at.trace_attributes(attrs, resource),
     }
