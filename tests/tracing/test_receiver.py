@@ -254,3 +254,28 @@ def test_a_spool_that_cannot_be_written_is_a_retryable_503(http, locked_app):
     folder.mkdir()
     assert send(http, request(span("s", t, span_id()))).status_code == 200
     assert len(get_trace(http, t)["observations"]) == 1
+
+
+def test_a_gzip_body_is_inflated_no_further_than_the_limit(tmp_path):
+    app = create_app(
+        Settings(home=tmp_path / "home", max_request_bytes=1024 * 1024, _env_file=None)
+    )
+    try:
+        with TestClient(app, raise_server_exceptions=False) as http:
+            req = request(
+                span(
+                    "big",
+                    trace_id(),
+                    span_id(),
+                    attributes={"input.value": "a" * (2 * 1024 * 1024)},
+                )
+            )
+            body = gzip.compress(req.SerializeToString())
+            assert len(body) < 1024 * 1024  # small on the wire, over the limit inflated
+            r = http.post(
+                "/v1/traces", content=body, headers={**PROTOBUF, "content-encoding": "gzip"}
+            )
+            assert r.status_code == 413
+            assert "inflated request body is over the limit of 1048576 bytes" in r.text
+    finally:
+        app.state.engine.dispose()
