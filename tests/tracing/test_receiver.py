@@ -58,10 +58,11 @@ def test_spans_of_one_trace_over_several_exports_make_one_tree(http):
     send(http, request(span("grandchild", t, grandchild, child)))
     partial = get_trace(http, t)
     assert partial["observations"][0]["parent_missing"] is True
+    assert partial["trace"]["has_root"] is False
     send(http, request(span("child", t, child, root)))
     send(http, request(span("root", t, root, attributes={"passerelle.trace.name": "ask"})))
     found = get_trace(http, t)
-    assert found["trace"]["name"] == "ask"
+    assert found["trace"]["name"] == "ask" and found["trace"]["has_root"] is True
     assert [(o["name"], o["depth"], o["parent_missing"]) for o in found["observations"]] == [
         ("root", 0, False),
         ("child", 1, False),

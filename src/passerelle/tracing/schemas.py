@@ -80,3 +80,4 @@ class TracePublic(BaseModel):
     output_tokens: int
     total_tokens: int
     total_cost: float
+    has_root: bool = Field(description="False while the trace's root span has not arrived.")

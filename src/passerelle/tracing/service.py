@@ -126,6 +126,7 @@ def trace_public(t: Trace) -> dict[str, Any]:
         "output_tokens": t.output_tokens,
         "total_tokens": t.total_tokens,
         "total_cost": t.total_cost,
+        "has_root": t.has_root,
     }
 
 
