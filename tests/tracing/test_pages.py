@@ -103,6 +103,7 @@ def test_trace_page_shows_the_tree_the_waterfall_and_the_conversation(http, seed
         ("stray", "0"),
     ]
     assert "parent missing" in html
+    assert 'id="no-root"' not in html  # the root arrived; only "stray" misses its parent
     bars = re.findall(r'style="left: ([\d.]+)%; width: ([\d.]+)%"', html)
     assert bars[0] == ("0.0", "100.0") and bars[1] == ("50.0", "40.0")
     assert '<div class="message role-system"><span class="role">system</span>be brief</div>' in html
