@@ -110,6 +110,10 @@ def test_trace_page_shows_the_tree_the_waterfall_and_the_conversation(http, seed
     assert '<span class="role">assistant</span>5050' in html
     assert "ERROR: boom" in html
     assert http.get("/traces/" + "0" * 32).status_code == 404
+    headless = trace_id()
+    body = request(span("child first", headless, span_id(), span_id())).SerializeToString()
+    assert http.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
+    assert 'id="no-root"' in http.get(f"/traces/{headless.hex()}").text
 
 
 def test_sessions_and_dashboard(http, seeded):
