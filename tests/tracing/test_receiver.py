@@ -257,7 +257,7 @@ def test_a_spool_that_cannot_be_written_is_a_retryable_503(http, locked_app):
     assert len(get_trace(http, t)["observations"]) == 1
 
 
-def test_a_gzip_body_is_inflated_no_further_than_the_limit(tmp_path):
+def test_gzip_and_chunked_bodies_stop_at_the_limit(tmp_path):
     app = create_app(
         Settings(home=tmp_path / "home", max_request_bytes=1024 * 1024, _env_file=None)
     )
@@ -278,5 +278,9 @@ def test_a_gzip_body_is_inflated_no_further_than_the_limit(tmp_path):
             )
             assert r.status_code == 413
             assert "inflated request body is over the limit of 1048576 bytes" in r.text
+            raw = req.SerializeToString()
+            chunks = (raw[i : i + 65536] for i in range(0, len(raw), 65536))
+            r = http.post("/v1/traces", content=chunks, headers=PROTOBUF)  # no length announced
+            assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     finally:
         app.state.engine.dispose()
