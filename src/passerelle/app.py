@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from passerelle.registry.api import router as registry_router
     from passerelle.serving.api import data_router as predictions_router
     from passerelle.serving.api import router as serving_router
+    from passerelle.tracing.api import router as tracing_router
+    from passerelle.tracing.receiver import install as install_tracing
     from passerelle.tracking.api import router as tracking_router
 
     # Predictions are matched first, as plain routes of the app: behind the included routers,
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(registry_router)
     app.include_router(serving_router)
+    install_tracing(app)
+    app.include_router(tracing_router)
     start_serving(app)
     install_operations(app)
     app.include_router(blobs_router)
@@ -111,7 +115,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from passerelle.serving.readiness import start_warming
 
     start_warming(app)  # /readyz says ready once every deployed version is loaded
+    app.state.tracing.ingester.ensure_started()  # also recovers spans a crash left spooled
     yield
+    app.state.tracing.ingester.stop()  # at shutdown: ingest what is spooled, then stop
     stop = getattr(app.state, "stop_background", None)
     if stop is not None:
         stop.set()

@@ -117,6 +117,24 @@ class Settings(BaseSettings):
         "waits).",
     )
 
+    tracing_max_attribute_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Tracing: largest span attribute accepted, in bytes; a span with a larger "
+        "one is refused (named in the OTLP partial-success answer), the rest of its export kept.",
+    )
+    tracing_ingest_interval: float = Field(
+        default=0.2,
+        gt=0,
+        description="Tracing: seconds between passes moving spooled spans into the trace tables "
+        "(reads through this process's API see its own acknowledged spans at once).",
+    )
+    tracing_fsync: bool = Field(
+        default=False,
+        description="Tracing: fsync the span spool on every export. Off, an acknowledged span "
+        "survives a process crash (SIGKILL); on, a power loss too.",
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:

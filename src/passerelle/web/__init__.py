@@ -48,6 +48,8 @@ def mount_ui(app: FastAPI) -> None:
     from passerelle.registry.pages import router as registry_pages
     from passerelle.serving.pages import TEMPLATES as SERVING_TEMPLATES
     from passerelle.serving.pages import router as serving_pages
+    from passerelle.tracing.pages import TEMPLATES as TRACING_TEMPLATES
+    from passerelle.tracing.pages import router as tracing_pages
     from passerelle.tracking.pages import TEMPLATES as TRACKING_TEMPLATES
     from passerelle.tracking.pages import router as tracking_pages
     from passerelle.web.login import router as login_router
@@ -57,6 +59,7 @@ def mount_ui(app: FastAPI) -> None:
             "tracking": TRACKING_TEMPLATES,
             "registry": REGISTRY_TEMPLATES,
             "serving": SERVING_TEMPLATES,
+            "tracing": TRACING_TEMPLATES,
         }
     )
     # Signs confirmations of changes made from pages when no key identifies the caller.
@@ -70,6 +73,7 @@ def mount_ui(app: FastAPI) -> None:
     app.include_router(tracking_pages)
     app.include_router(registry_pages)
     app.include_router(serving_pages)
+    app.include_router(tracing_pages)
 
 
 __all__ = ["mount_ui"]

@@ -1,0 +1,1 @@
+"""LLM tracing: traces, observations, scores, OTLP ingestion through the spool, costs."""
