@@ -408,6 +408,8 @@ def _retry_after(resp: httpx.Response, default: float, cap: float) -> float:
 
 def _script_name() -> str:
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name in ("-c", "-m", "-"):  # an inline script or a REPL: no name to give
+        name = ""
     return name.removesuffix(".py") or "unknown_service:python"
 
 
