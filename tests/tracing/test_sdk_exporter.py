@@ -278,3 +278,15 @@ def test_default_tracer_reads_the_settings(monkeypatch: pytest.MonkeyPatch) -> N
         tracer.shutdown(timeout=0)
     finally:
         psl.set_default_tracer(None)
+
+
+def test_one_unencodable_span_does_not_cost_its_batch(tracer: Tracer, otlp: OtlpServer) -> None:
+    with tracer.trace("kept"):
+        with tracer.span("bad") as obs:
+            obs.update(attributes={"text": "\ud800"})  # a lone surrogate: not UTF-8
+        with tracer.span("fine"):
+            pass
+    tracer.flush()
+    assert sorted(s["name"] for s in otlp.spans) == ["fine", "kept"]
+    stats = tracer.stats()
+    assert (stats.exported, stats.failed) == (2, 1)

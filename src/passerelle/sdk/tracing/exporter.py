@@ -300,11 +300,15 @@ class SpanExporter:
     def _send_spans(self, batch: list[Observation], deadline: float | None) -> None:
         n = len(batch)
         try:
-            body = encode_request(batch, self.resource, self._version)
+            body, bad = encode_request(batch, self.resource, self._version)
         except Exception as exc:
             self._count(failed=n)
             self._warn("encode", "passerelle tracing: could not encode spans: %r", exc)
             return
+        if bad:
+            self._count(failed=bad)
+            self._warn("encode", "passerelle tracing: %d spans could not be encoded", bad)
+            n -= bad
         resp = self._post("/v1/traces", body, {"Content-Type": PROTOBUF}, deadline)
         if resp is None:
             self._count(failed=n)

@@ -129,6 +129,8 @@ class _Decorator:
             pass
 
     # -- wrappers ------------------------------------------------------------------------------
+    # An unsampled call runs with the NOOP observation current (so that its children are not
+    # recorded either) and goes through the same steps, which do nothing on NOOP.
     def wrap(self) -> Any:
         fn = self.fn
         if inspect.isasyncgenfunction(fn):
@@ -146,7 +148,7 @@ class _Decorator:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             obs = start(args, kwargs)
-            if obs is None or not obs.recording:
+            if obs is None:
                 return fn(*args, **kwargs)
             token = CURRENT.set(obs)
             try:
@@ -170,7 +172,7 @@ class _Decorator:
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             obs = start(args, kwargs)
-            if obs is None or not obs.recording:
+            if obs is None:
                 return await fn(*args, **kwargs)
             token = CURRENT.set(obs)
             try:
@@ -192,7 +194,7 @@ class _Decorator:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             obs = start(args, kwargs)
-            if obs is None or not obs.recording:
+            if obs is None:
                 return (yield from fn(*args, **kwargs))
             token = CURRENT.set(obs)
             try:
@@ -211,7 +213,7 @@ class _Decorator:
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             obs = start(args, kwargs)
-            if obs is None or not obs.recording:
+            if obs is None:
                 async for item in fn(*args, **kwargs):
                     yield item
                 return
@@ -229,6 +231,7 @@ class _Decorator:
     def _trace_generator(self, obs: Observation, gen: Any) -> Any:
         """Run ``gen`` step by step inside ``obs``; end it when the stream ends or is closed."""
         items: list[Any] = []
+        recording = obs.recording
         to_send: Any = None
         to_throw: BaseException | None = None
         first_ns = 0
@@ -245,9 +248,10 @@ class _Decorator:
             finally:
                 CURRENT.reset(token)
             to_throw = None
-            if not first_ns:
-                first_ns = time.time_ns()
-            items.append(item)
+            if recording:
+                if not first_ns:
+                    first_ns = time.time_ns()
+                items.append(item)
             try:
                 to_send = yield item
             except GeneratorExit:  # the consumer stopped early: record what it got
@@ -259,6 +263,7 @@ class _Decorator:
 
     async def _trace_async_generator(self, obs: Observation, agen: Any) -> Any:
         items: list[Any] = []
+        recording = obs.recording
         to_send: Any = None
         to_throw: BaseException | None = None
         first_ns = 0
@@ -278,9 +283,10 @@ class _Decorator:
             finally:
                 CURRENT.reset(token)
             to_throw = None
-            if not first_ns:
-                first_ns = time.time_ns()
-            items.append(item)
+            if recording:
+                if not first_ns:
+                    first_ns = time.time_ns()
+                items.append(item)
             try:
                 to_send = yield item
             except GeneratorExit:
@@ -291,6 +297,8 @@ class _Decorator:
                 to_throw = exc
 
     def _finish_stream(self, obs: Observation, items: list[Any], first_ns: int, value: Any) -> None:
+        if not obs.recording:
+            return
         if first_ns and self.as_type == "generation":
             obs.set_attribute("passerelle.ttft_ms", (first_ns - obs.start_ns) / 1e6)
         output = join_text(items) if value is None else {"items": items, "return": value}

@@ -28,8 +28,12 @@ _ERROR = Status.STATUS_CODE_ERROR
 
 def encode_request(
     observations: Iterable[Observation], resource: Mapping[str, Any], scope_version: str
-) -> bytes:
-    """One request: one resource (this process), one scope (passerelle), every span."""
+) -> tuple[bytes, int]:
+    """One request: one resource (this process), one scope (passerelle), every span.
+
+    Returns the body and how many spans could not be encoded (left out: one odd value must
+    not cost the rest of the batch).
+    """
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     _set_attributes(resource_spans.resource.attributes, resource)
@@ -37,9 +41,14 @@ def encode_request(
     scope_spans.scope.name = "passerelle"
     scope_spans.scope.version = scope_version
     spans = scope_spans.spans
+    bad = 0
     for obs in observations:
-        _fill_span(spans.add(), obs)
-    return request.SerializeToString()
+        try:
+            _fill_span(spans.add(), obs)
+        except Exception:
+            del spans[-1]
+            bad += 1
+    return request.SerializeToString(), bad
 
 
 def _fill_span(span: Span, obs: Observation) -> None:
@@ -98,8 +107,11 @@ def _set_value(target: Any, value: Any) -> None:
         target.string_value = value
     elif isinstance(value, bool):
         target.bool_value = value
-    elif isinstance(value, int) and -(2**63) <= value < 2**63:
-        target.int_value = value
+    elif isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            target.int_value = value
+        else:  # past OTLP's 64 bits: the digits
+            target.string_value = str(value)
     elif isinstance(value, float):
         target.double_value = value
     elif isinstance(value, (list, tuple)):
@@ -109,7 +121,10 @@ def _set_value(target: Any, value: Any) -> None:
     elif isinstance(value, bytes):
         target.bytes_value = value
     else:  # anything else travels as JSON text
-        target.string_value = orjson.dumps(value, default=repr).decode()
+        try:
+            target.string_value = orjson.dumps(value, default=repr).decode()
+        except (TypeError, ValueError):
+            target.string_value = repr(value)
 
 
 def rejected_spans(content: bytes, content_type: str) -> tuple[int, str]:

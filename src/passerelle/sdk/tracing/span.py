@@ -338,6 +338,11 @@ class NoopObservation:
         return None
 
     set_output = set_input
+    record_exception = set_input
+    record_interruption = set_input
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
 
     def end(self, end_ns: int | None = None) -> None:
         return None
