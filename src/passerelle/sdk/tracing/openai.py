@@ -53,16 +53,16 @@ def wrap(client: C, *, tracer: Tracer | None = None) -> C:
     original = completions.create
     if getattr(original, _MARK, False):
         return client
-    if inspect.iscoroutinefunction(original):
-        wrapped = _async_create(original, tracer)
-    else:
-        wrapped = _sync_create(original, tracer)
+    wrapped = _traced_create(original, tracer)
     setattr(wrapped, _MARK, True)
     completions.create = wrapped
     return client
 
 
-def _sync_create(original: Any, tracer: Tracer | None) -> Any:
+def _traced_create(original: Any, tracer: Tracer | None) -> Any:
+    """One wrapper for both clients: the async client's ``create`` returns an awaitable (it is
+    not always a coroutine function), which is then awaited inside the observation."""
+
     @functools.wraps(original)
     def create(*args: Any, **kwargs: Any) -> Any:
         obs = _start(tracer, kwargs)
@@ -71,9 +71,12 @@ def _sync_create(original: Any, tracer: Tracer | None) -> Any:
         except BaseException as exc:
             _fail(obs, exc)
             raise
+        stream = kwargs.get("stream") is True
+        if inspect.isawaitable(response):
+            return _complete_async(response, obs, stream)
         if not obs.recording:
             return response
-        if kwargs.get("stream") is True:
+        if stream:
             return TracedStream(response, obs)
         _finish_response(obs, response)
         return response
@@ -81,23 +84,18 @@ def _sync_create(original: Any, tracer: Tracer | None) -> Any:
     return create
 
 
-def _async_create(original: Any, tracer: Tracer | None) -> Any:
-    @functools.wraps(original)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        obs = _start(tracer, kwargs)
-        try:
-            response = await original(*args, **kwargs)
-        except BaseException as exc:
-            _fail(obs, exc)
-            raise
-        if not obs.recording:
-            return response
-        if kwargs.get("stream") is True:
-            return AsyncTracedStream(response, obs)
-        _finish_response(obs, response)
+async def _complete_async(awaitable: Any, obs: Any, stream: bool) -> Any:
+    try:
+        response = await awaitable
+    except BaseException as exc:
+        _fail(obs, exc)
+        raise
+    if not obs.recording:
         return response
-
-    return create
+    if stream:
+        return AsyncTracedStream(response, obs)
+    _finish_response(obs, response)
+    return response
 
 
 # -- recording -------------------------------------------------------------------------------
