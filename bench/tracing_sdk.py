@@ -163,8 +163,11 @@ def setup(system: str, url: str) -> tuple[Any, Any]:
     raise SystemExit(f"unknown system {system}")
 
 
-def measure(system: str, url: str, spans: int, mode: str) -> dict[str, Any]:
+def measure(system: str, url: str, spans: int, mode: str, sink_pgid: int) -> dict[str, Any]:
     """One process, one system: warm up, then time ``spans`` calls (cost) or a burst."""
+    sys.path.insert(0, str(HERE))
+    from _util import Window, wait_quiet
+
     traced, flush = setup(system, url)
     up = mode != "down"
     for _ in range(2000):
@@ -180,10 +183,12 @@ def measure(system: str, url: str, spans: int, mode: str) -> dict[str, Any]:
         time.sleep(1.0)  # let the sink finish decoding the last request
         return {"received": sink_count(url), "sent": BURST}
     bare = _loop(answer, spans)
+    quiet = wait_quiet([sink_pgid], threshold_cores=0.3, max_wait_s=10)
     c0, p0 = time.thread_time(), time.process_time()
     w0 = time.perf_counter()
-    for _ in range(spans):
-        traced(QUESTION, k=3)
+    with Window([sink_pgid]) as window:
+        for _ in range(spans):
+            traced(QUESTION, k=3)
     wall = time.perf_counter() - w0
     thread_cpu = time.thread_time() - c0
     if up:
@@ -196,6 +201,8 @@ def measure(system: str, url: str, spans: int, mode: str) -> dict[str, Any]:
         "process_cpu_us": (process_cpu - bare["cpu"]) / spans * 1e6 if up else None,
         "received": received,
         "spans": spans,
+        "foreign_cores": window.foreign_cores,
+        "foreign_cores_before": quiet["foreign_cores_before"],
     }
 
 
@@ -239,12 +246,12 @@ def ensure_others(say: Any) -> dict[str, str]:
     return versions
 
 
-def run_measure(system: str, url: str, spans: int, mode: str) -> dict[str, Any]:
+def run_measure(system: str, url: str, spans: int, mode: str, sink_pgid: int) -> dict[str, Any]:
     python = sys.executable if system == "passerelle" else str(VENV / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PASSERELLE_", "OTEL_"))}
     env.pop("VIRTUAL_ENV", None)
     cmd = [python, str(Path(__file__).resolve()), "--measure", system, "--url", url]
-    cmd += ["--spans", str(spans), "--mode", mode]
+    cmd += ["--spans", str(spans), "--mode", mode, "--sink-pgid", str(sink_pgid)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{system} {mode} failed:\n{done.stderr[-2000:]}")
@@ -260,11 +267,12 @@ def main() -> None:
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="up", help=argparse.SUPPRESS)
     ap.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sink-pgid", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sink:
         return run_sink(args.sink)
     if args.measure:
-        result = measure(args.measure, args.url, args.spans, args.mode)
+        result = measure(args.measure, args.url, args.spans, args.mode, args.sink_pgid)
         print(json.dumps(result), flush=True)
         os._exit(0)  # down: do not wait for the SDKs' exit flush against nothing
 
@@ -292,11 +300,11 @@ def main() -> None:
             for system in systems:
                 for mode, target in (("up", url), ("down", down)):
                     say(f"round {rep + 1}/{args.reps}: {system} {mode}")
-                    row = run_measure(system, target, args.spans, mode)
+                    row = run_measure(system, target, args.spans, mode, sink.pid)
                     results[system].setdefault(mode, []).append(row)
         for system in systems:
             say(f"burst: {system}")
-            results[system]["burst"] = [run_measure(system, url, args.spans, "burst")]
+            results[system]["burst"] = [run_measure(system, url, args.spans, "burst", sink.pid)]
     finally:
         stop_group(sink, grace=5)
     report(results, versions, args)
@@ -310,6 +318,9 @@ def report(results: dict[str, Any], versions: dict[str, str], args: Any) -> None
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f}"
 
+    def fmt2(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     names = {
         "passerelle": "passerelle @observe",
         "otel": "OpenTelemetry SDK",
@@ -319,15 +330,17 @@ def report(results: dict[str, Any], versions: dict[str, str], args: Any) -> None
         f"spans per round: {args.spans}; rounds: {args.reps}; versions: {json.dumps(versions)}",
         "",
         "| SDK | app thread CPU µs/span | wall µs/span | process CPU µs/span (with export) "
-        "| server down: app thread CPU µs/span | burst of 10,000: received |",
-        "|---|---|---|---|---|---|",
+        "| server down: app thread CPU µs/span | burst of 10,000: received "
+        "| other processes' cores during the calls |",
+        "|---|---|---|---|---|---|---|",
     ]
     for system in results:
         burst = results[system]["burst"][0]
         lines.append(
             f"| {names[system]} | {fmt(med(system, 'up', 'app_thread_us'))} "
             f"| {fmt(med(system, 'up', 'wall_us'))} | {fmt(med(system, 'up', 'process_cpu_us'))} "
-            f"| {fmt(med(system, 'down', 'app_thread_us'))} | {burst['received']:,} |"
+            f"| {fmt(med(system, 'down', 'app_thread_us'))} | {burst['received']:,} "
+            f"| {fmt2(med(system, 'up', 'foreign_cores'))} |"
         )
     incomplete = [
         f"{s}: round received {r['received']} of {r['spans']}"

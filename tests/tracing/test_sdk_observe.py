@@ -326,3 +326,23 @@ def test_bad_arguments_fail_at_the_call(tracer: Tracer) -> None:
         tracer.score("x", 1, trace_id="0" * 32, source="robot")
     with pytest.raises(ValueError, match="level"), tracer.span("s") as obs:
         obs.update(level="LOUD")  # type: ignore[arg-type]
+
+
+def test_a_cancelled_task_is_a_warning_not_an_error(tracer: Tracer, otlp: OtlpServer) -> None:
+    @tracer.observe(name="slow")
+    async def slow() -> None:
+        await asyncio.sleep(30)
+
+    async def main() -> None:
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    tracer.flush()
+    [span] = otlp.spans
+    assert span["status"][0] == 0 and span["events"] == []
+    assert span["attributes"]["passerelle.level"] == "WARNING"
+    assert span["attributes"]["passerelle.status_message"] == "interrupted: CancelledError"
