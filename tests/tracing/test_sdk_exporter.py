@@ -290,3 +290,27 @@ def test_one_unencodable_span_does_not_cost_its_batch(tracer: Tracer, otlp: Otlp
     assert sorted(s["name"] for s in otlp.spans) == ["fine", "kept"]
     stats = tracer.stats()
     assert (stats.exported, stats.failed) == (2, 1)
+
+
+def test_embedded_mode_sends_to_the_default_clients_app(tmp_path) -> None:
+    from passerelle.core.settings import Settings
+    from passerelle.sdk.client import Client
+
+    client = Client(home=tmp_path / "home")
+    psl.set_default_client(client)
+    try:
+        exporter = SpanExporter.from_settings(Settings(home=tmp_path / "home"))
+        assert exporter.url is None  # no PASSERELLE_URL: embedded
+        tracer = Tracer(exporter)
+        with tracer.trace("embedded"):
+            pass
+        tracer.flush()
+        # The spans went to the app the default client already runs, not to a second one.
+        assert exporter._client()._transport is client._http._transport
+        stats = tracer.stats()
+        # Whatever that app answers, it answered: nothing failed on the way.
+        assert stats.failed == 0 and stats.exported + stats.rejected == 1
+        tracer.shutdown()
+    finally:
+        psl.set_default_client(None)
+        client.close()

@@ -418,7 +418,20 @@ def _script_name() -> str:
 
 
 def _embedded_transport(settings: Settings) -> httpx.BaseTransport:
-    """The in-process app, as ``Client`` builds it, created on the exporter thread."""
+    """The in-process app, built on the exporter thread when the first batch leaves.
+
+    The SDK's default client already runs one embedded app on these files: spans go to that
+    same app rather than to a second one sharing its database and spool.
+    """
+    from passerelle.sdk.client import default_client
+
+    try:
+        client = default_client()
+        shared = getattr(client._http, "_transport", None) if client.embedded else None
+        if shared is not None and client.settings.home.resolve() == settings.home.resolve():
+            return shared
+    except Exception:  # the default client cannot be built: build the app here instead
+        pass
     from passerelle.app import create_app
     from passerelle.core.settings import AuthMode
     from passerelle.sdk.transport import InProcessTransport

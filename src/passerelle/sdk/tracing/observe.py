@@ -77,9 +77,11 @@ class _Decorator:
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A new observation (or NOOP) under the current one; never raises."""
         parent = CURRENT.get()
+        if parent is not None and not parent.recording:
+            return parent  # inside an unsampled trace: nothing to record
         tracer = self.tracer
         if tracer is None:
-            tracer = parent.tracer if parent is not None and parent.recording else default_tracer()
+            tracer = parent.tracer if parent is not None else default_tracer()
         try:
             obs = tracer.start(self.name, self.as_type, parent=parent)
             if obs.recording and self.capture_input:
