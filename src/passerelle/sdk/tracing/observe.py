@@ -224,8 +224,12 @@ class _Decorator:
                 agen = fn(*args, **kwargs)
             finally:
                 CURRENT.reset(token)
-            async for item in self._trace_async_generator(obs, agen):
-                yield item
+            inner = self._trace_async_generator(obs, agen)
+            try:
+                async for item in inner:
+                    yield item
+            finally:  # left early (break, aclose): end the observation now, not at GC
+                await inner.aclose()
 
         return wrapper
 

@@ -210,6 +210,7 @@ class Observation:
         if user_id is not None:
             self.set_attribute("user.id", str(user_id))
         if tags is not None:
+            tags = [tags] if isinstance(tags, str) else tags  # one tag, not its letters
             self.set_attribute("passerelle.trace.tags", [str(t) for t in tags])
         if metadata is not None:
             self.set_attribute(
