@@ -357,3 +357,22 @@ def test_a_cancelled_task_is_a_warning_not_an_error(tracer: Tracer, otlp: OtlpSe
     assert span["status"][0] == 0 and span["events"] == []
     assert span["attributes"]["passerelle.level"] == "WARNING"
     assert span["attributes"]["passerelle.status_message"] == "interrupted: CancelledError"
+
+
+def test_trace_fields_set_later_from_a_nested_observation(tracer: Tracer, otlp: OtlpServer) -> None:
+    @tracer.observe(name="authenticate")
+    def authenticate(token: str) -> str:
+        psl.get_current_observation().update_trace(user_id="u-9", tags="vip")
+        return "u-9"
+
+    @tracer.observe(name="handle")
+    def handle(token: str) -> str:
+        return authenticate(token)
+
+    handle("t")
+    tracer.flush()
+    spans = otlp.by_name()
+    assert spans["handle"]["attributes"]["passerelle.trace.name"] == "handle"  # its own trace
+    auth = spans["authenticate"]["attributes"]
+    assert auth["user.id"] == "u-9" and auth["passerelle.trace.tags"] == ["vip"]
+    assert spans["authenticate"]["trace_id"] == spans["handle"]["trace_id"]

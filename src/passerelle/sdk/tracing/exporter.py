@@ -277,12 +277,14 @@ class SpanExporter:
     def _drain(self, deadline: float | None) -> bool:
         """Send batches until the queues are empty (or the deadline passes). Lock held."""
         while True:
-            with self._lock:
+            with self._lock:  # held briefly: the application's export() waits on it
                 n = min(len(self._queue), self.max_batch_size)
                 batch = [self._queue.popleft() for _ in range(n)]
-                self._bytes -= sum(obs.payload_size() for obs in batch)
                 self._in_flight = n
                 scores = [self._scores.popleft() for _ in range(min(len(self._scores), 500))]
+            size = sum(obs.payload_size() for obs in batch)
+            with self._lock:
+                self._bytes -= size
             try:
                 if batch:
                     self._send_spans(batch, deadline)
