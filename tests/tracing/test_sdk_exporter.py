@@ -306,7 +306,7 @@ def test_embedded_mode_sends_to_the_default_clients_app(tmp_path) -> None:
             pass
         tracer.flush()
         # The spans went to the app the default client already runs, not to a second one.
-        assert exporter._client()._transport is client._http._transport
+        assert exporter.sender.client()._transport is client._http._transport
         stats = tracer.stats()
         # Whatever that app answers, it answered: nothing failed on the way.
         assert stats.failed == 0 and stats.exported + stats.rejected == 1

@@ -5,7 +5,8 @@ object on a bounded queue; a background thread encodes batches as OTLP protobuf 
 Modules: ``context`` (the current observation, ids), ``span`` (the observation record and the
 handle the user holds), ``capture`` (inputs and outputs to text, masking), ``tracer`` (the
 configuration and the module-level functions), ``observe`` (the decorator), ``exporter`` (queue,
-thread, retries, drop counting), ``otlp_encode`` (the protobuf messages), ``openai`` (the wrapper).
+thread, drop counting), ``sender`` (HTTP, retries, the embedded app), ``otlp_encode`` (the
+protobuf messages), ``openai`` (the wrapper).
 
 Nothing here is imported by ``import passerelle``; ``passerelle.openai`` loads ``.openai`` on first
 use, and the ``openai`` package itself is never imported by passerelle.

@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from passerelle.sdk.tracing.otlp_encode import encode_request, rejected_spans
+from passerelle.sdk.tracing.sender import Sender, embedded_transport
 
 if TYPE_CHECKING:
     from passerelle.core.settings import Settings
     from passerelle.sdk.tracing.span import Observation
 
 log = logging.getLogger("passerelle.tracing")
-EMBEDDED_URL = "http://passerelle.embedded"
-RETRYABLE = frozenset((429, 502, 503, 504))
 PROTOBUF = "application/x-protobuf"
 
 
@@ -99,18 +98,21 @@ class SpanExporter:
         if max_queue_size < 1 or max_batch_size < 1:
             raise ValueError("max_queue_size and max_batch_size must be at least 1")
         self.url = (url or "").rstrip("/") or None
-        self._api_key = api_key
-        self._transport = transport
-        self._transport_factory = transport_factory
+        self.sender = Sender(
+            self.url,
+            api_key,
+            transport=transport,
+            transport_factory=transport_factory,
+            timeout=timeout,
+            max_retries=max_retries,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+        )
         self.max_queue_size = max_queue_size
         self.max_queue_bytes = max_queue_bytes
         self.max_batch_size = max_batch_size
         self.flush_interval = flush_interval
         self.max_scores = max_scores
-        self.max_retries = max_retries
-        self.initial_backoff = initial_backoff
-        self.max_backoff = max_backoff
-        self.timeout = timeout
         self.shutdown_timeout = shutdown_timeout
         from passerelle import __version__
 
@@ -134,7 +136,6 @@ class SpanExporter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._http: httpx.Client | None = None
         self._closed = False
         self._in_flight = 0
         self._exported = self._dropped = self._failed = self._rejected = 0
@@ -148,7 +149,7 @@ class SpanExporter:
 
         settings = settings or Settings()
         key = settings.api_key.get_secret_value() if settings.api_key else None
-        factory = None if settings.url else (lambda: _embedded_transport(settings))
+        factory = None if settings.url else (lambda: embedded_transport(settings))
         return cls(
             settings.url,
             key,
@@ -246,9 +247,7 @@ class SpanExporter:
             self._scores_lost += left_scores
         if left:
             self._warn("exit", "passerelle tracing: %d spans not sent before exit", left)
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self.sender.close()
 
     # -- the exporter thread --------------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -311,9 +310,12 @@ class SpanExporter:
             self._count(failed=bad)
             self._warn("encode", "passerelle tracing: %d spans could not be encoded", bad)
             n -= bad
-        resp = self._post("/v1/traces", body, {"Content-Type": PROTOBUF}, deadline)
+        resp, reason = self.sender.post(
+            "/v1/traces", body, {"Content-Type": PROTOBUF}, deadline, self._stop
+        )
         if resp is None:
             self._count(failed=n)
+            self._warn("unreachable", "passerelle tracing: giving up spans (%s)", reason)
             return
         if resp.status_code >= 300:
             self._count(rejected=n)
@@ -336,12 +338,15 @@ class SpanExporter:
         import orjson
 
         body = orjson.dumps({"scores": scores})
-        resp = self._post("/api/v1/scores", body, {"Content-Type": "application/json"}, deadline)
+        headers = {"Content-Type": "application/json"}
+        resp, reason = self.sender.post("/api/v1/scores", body, headers, deadline, self._stop)
         if resp is not None and resp.status_code < 300:
             self._count(scores_sent=len(scores))
             return
         self._count(scores_lost=len(scores))
-        if resp is not None:
+        if resp is None:
+            self._warn("scores", "passerelle tracing: giving up scores (%s)", reason)
+        else:
             self._warn(
                 f"scores{resp.status_code}",
                 "passerelle tracing: the server refused %d scores (%d): %s",
@@ -349,47 +354,6 @@ class SpanExporter:
                 resp.status_code,
                 resp.text[:300],
             )
-
-    def _post(
-        self, path: str, body: bytes, headers: dict[str, str], deadline: float | None
-    ) -> httpx.Response | None:
-        """POST with retries; the final answer, or ``None`` when every attempt failed."""
-        delay = self.initial_backoff
-        attempt = 0
-        while True:
-            try:
-                resp = self._client().post(path, content=body, headers=headers)
-            except Exception as exc:  # network errors, and a transport that cannot be built
-                reason = f"{type(exc).__name__}: {exc}"
-                wait = delay
-            else:
-                if resp.status_code not in RETRYABLE:
-                    return resp
-                reason = f"HTTP {resp.status_code}"
-                wait = _retry_after(resp, delay, self.max_backoff)
-            attempt += 1
-            late = deadline is not None and time.monotonic() + wait > deadline
-            if attempt > self.max_retries or late or self._stop.is_set():
-                self._warn("unreachable", "passerelle tracing: giving up a batch (%s)", reason)
-                return None
-            self._stop.wait(wait)
-            delay = min(delay * 2, self.max_backoff)
-
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            transport = self._transport
-            if transport is None and self._transport_factory is not None:
-                transport = self._transport_factory()
-            headers = {"User-Agent": "passerelle-sdk"}
-            if self._api_key:
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            self._http = httpx.Client(
-                base_url=self.url or EMBEDDED_URL,
-                headers=headers,
-                transport=transport,
-                timeout=self.timeout,
-            )
-        return self._http
 
     def _count(self, **deltas: int) -> None:
         with self._lock:
@@ -404,42 +368,11 @@ class SpanExporter:
         log.warning(message, *args)
 
 
-def _retry_after(resp: httpx.Response, default: float, cap: float) -> float:
-    value = resp.headers.get("retry-after", "")
-    try:
-        return min(max(float(value), 0.0), max(cap, 30.0))
-    except ValueError:
-        return default
-
-
 def _script_name() -> str:
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     if name in ("-c", "-m", "-"):  # an inline script or a REPL: no name to give
         name = ""
     return name.removesuffix(".py") or "unknown_service:python"
-
-
-def _embedded_transport(settings: Settings) -> httpx.BaseTransport:
-    """The in-process app, built on the exporter thread when the first batch leaves.
-
-    The SDK's default client already runs one embedded app on these files: spans go to that
-    same app rather than to a second one sharing its database and spool.
-    """
-    from passerelle.sdk.client import default_client
-
-    try:
-        client = default_client()
-        shared = getattr(client._http, "_transport", None) if client.embedded else None
-        if shared is not None and client.settings.home.resolve() == settings.home.resolve():
-            return shared
-    except Exception:  # the default client cannot be built: build the app here instead
-        pass
-    from passerelle.app import create_app
-    from passerelle.core.settings import AuthMode
-    from passerelle.sdk.transport import InProcessTransport
-
-    local = settings.model_copy(update={"host": "127.0.0.1", "auth": AuthMode.OFF})
-    return InProcessTransport(create_app(local))
 
 
 # -- process life: flush at exit, a fresh state in a forked child --------------------------------
@@ -456,6 +389,7 @@ def _flush_at_exit() -> None:
 def _after_fork() -> None:
     # The child has copies of the parent's queue and locks but not its thread: start afresh.
     for exporter in list(_EXPORTERS):
+        exporter.sender.forget()
         exporter._init_state()
 
 
