@@ -44,6 +44,19 @@ _EXPORTS = {
     "inference_log": "passerelle.sdk.serving",
     "feedback": "passerelle.sdk.serving",
     "feedback_many": "passerelle.sdk.serving",
+    "observe": "passerelle.sdk.tracing.observe",
+    "trace": "passerelle.sdk.tracing.tracer",
+    "span": "passerelle.sdk.tracing.tracer",
+    "score": "passerelle.sdk.tracing.tracer",
+    "flush": "passerelle.sdk.tracing.tracer",
+    "tracing_stats": "passerelle.sdk.tracing.tracer",
+    "Tracer": "passerelle.sdk.tracing.tracer",
+    "set_default_tracer": "passerelle.sdk.tracing.tracer",
+    "SpanExporter": "passerelle.sdk.tracing.exporter",
+    "get_current_trace_id": "passerelle.sdk.tracing.context",
+    "get_current_observation": "passerelle.sdk.tracing.context",
+    "redact_keys": "passerelle.sdk.tracing.capture",
+    "openai": "passerelle.sdk.tracing",
 }
 
 __all__ = [
@@ -52,6 +65,8 @@ __all__ = [
     "ModelVersion",
     "PasserelleError",
     "Run",
+    "SpanExporter",
+    "Tracer",
     "__version__",
     "active_run",
     "deploy",
@@ -59,6 +74,9 @@ __all__ = [
     "end_run",
     "feedback",
     "feedback_many",
+    "flush",
+    "get_current_observation",
+    "get_current_trace_id",
     "get_model_version",
     "get_run",
     "inference_log",
@@ -70,15 +88,23 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "observe",
+    "openai",
     "predict",
+    "redact_keys",
     "register_model",
     "rollback",
+    "score",
     "search_runs",
     "set_alias",
     "set_default_client",
+    "set_default_tracer",
     "set_tag",
     "set_tags",
+    "span",
     "start_run",
+    "trace",
+    "tracing_stats",
 ]
 
 if TYPE_CHECKING:
@@ -114,6 +140,20 @@ if TYPE_CHECKING:
         inference_log,
         predict,
         rollback,
+    )
+    from passerelle.sdk.tracing import openai
+    from passerelle.sdk.tracing.capture import redact_keys
+    from passerelle.sdk.tracing.context import get_current_observation, get_current_trace_id
+    from passerelle.sdk.tracing.exporter import SpanExporter
+    from passerelle.sdk.tracing.observe import observe
+    from passerelle.sdk.tracing.tracer import (
+        Tracer,
+        flush,
+        score,
+        set_default_tracer,
+        span,
+        trace,
+        tracing_stats,
     )
     from passerelle.sdk.views import Run, get_run, search_runs
 

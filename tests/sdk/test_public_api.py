@@ -40,6 +40,20 @@ EXPECTED = {
     "inference_log",
     "feedback",
     "feedback_many",
+    # tracing
+    "observe",
+    "trace",
+    "span",
+    "score",
+    "flush",
+    "tracing_stats",
+    "Tracer",
+    "set_default_tracer",
+    "SpanExporter",
+    "get_current_trace_id",
+    "get_current_observation",
+    "redact_keys",
+    "openai",
 }
 
 

@@ -184,9 +184,11 @@ def seeded(app: FastAPI) -> Seeded:
 
 
 # -- browser -----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One headless Chromium for the whole session (starting it costs about a second)."""
+    """One headless Chromium per test module (starting it costs about a second). Not per
+    session: while Playwright's sync API is open, the main thread counts as running an event
+    loop, and every later test calling ``asyncio.run`` would fail."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

@@ -135,6 +135,29 @@ class Settings(BaseSettings):
         "survives a process crash (SIGKILL); on, a power loss too.",
     )
 
+    tracing_enabled: bool = Field(
+        default=True,
+        description="SDK tracing: record traces (`@observe`, `trace()`, the OpenAI wrapper); "
+        "off, every call still works and records nothing.",
+    )
+    tracing_sample_rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="SDK tracing: fraction of traces recorded, decided at each trace's root "
+        "so that a trace is kept whole or not at all.",
+    )
+    tracing_queue_size: int = Field(
+        default=100_000,
+        gt=0,
+        description="SDK tracing: spans held in memory waiting to be sent; past it (or past "
+        "128 MiB of payload) new spans are dropped and counted, never blocking the application.",
+    )
+    tracing_release: str | None = Field(
+        default=None,
+        description="SDK tracing: release recorded on every trace (e.g. a git sha or a version).",
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -55,6 +55,7 @@ class Client:
             # record: the server's listening and key settings do not apply.
             local = settings.model_copy(update={"host": "127.0.0.1", "auth": AuthMode.OFF})
             transport = InProcessTransport(create_app(local))
+        self._transport = transport
         self._http = httpx.Client(
             base_url=self.url or EMBEDDED_URL,
             headers=headers,
@@ -66,6 +67,11 @@ class Client:
     @property
     def embedded(self) -> bool:
         return self.url is None
+
+    @property
+    def transport(self) -> httpx.BaseTransport | None:
+        """The transport given or built (the embedded app's), for other senders to share."""
+        return self._transport
 
     def close(self) -> None:
         self._http.close()
