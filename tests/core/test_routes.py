@@ -19,6 +19,10 @@ from passerelle.core.web import get_principal
 from tests.api._helpers import assert_error, create_run, error_shape_problems
 
 PUBLIC = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# The prediction routes take the bare request and call get_principal themselves (FastAPI's
+# dependency solving costs more than the rest of a small prediction); that they refuse a caller
+# without a key is checked by behaviour below instead.
+AUTHENTICATED_INSIDE = {"/v1/endpoints/{name}/predict", "/v2/models/{name}/infer"}
 
 
 def api_routes(app: FastAPI) -> list[Any]:
@@ -50,7 +54,7 @@ def test_routes_outside_the_api_are_known(app):
         r.path
         for r in api_routes(app)
         if not r.path.startswith("/api/")
-        and r.path not in PUBLIC
+        and r.path not in PUBLIC | AUTHENTICATED_INSIDE
         and not depends_on(r.dependant, get_principal)
         and r.include_in_schema
     ]
@@ -58,6 +62,18 @@ def test_routes_outside_the_api_are_known(app):
         f"routes outside /api/ without the principal dependency: {unknown}; if they are meant "
         "to be public (like /healthz), add them to PUBLIC in this test"
     )
+
+
+def test_the_prediction_routes_refuse_a_caller_without_a_key(locked_client) -> None:
+    body = {"inputs": [{"x": 1}]}
+    for path in sorted(AUTHENTICATED_INSIDE):
+        r = locked_client.post(path.replace("{name}", "churn"), json=body)
+        assert r.status_code == 401, (path, r.text)
+        assert_error(r, 401)
+        r = locked_client.post(
+            path.replace("{name}", "churn"), json=body, headers={"X-API-Key": "not-a-key"}
+        )
+        assert r.status_code == 401, (path, r.text)
 
 
 @pytest.fixture

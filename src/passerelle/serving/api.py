@@ -7,12 +7,13 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from passerelle.core.auth import Action
+from passerelle.core.auth import Action, Principal
 from passerelle.core.errors import InvalidInput, PasserelleError
-from passerelle.core.web import PrincipalDep, SessionDep, json_response
+from passerelle.core.web import PrincipalDep, SessionDep, get_principal, json_response
 from passerelle.serving import feedback, service
 from passerelle.serving.runtime import EndpointUnavailable, ServingRuntime, prepare_input
 from passerelle.serving.schemas import (
@@ -149,12 +150,12 @@ def _as_records(inputs: Any) -> list[dict[str, Any]]:
 async def _predict(
     name: str,
     request: Request,
-    principal,
-    background: BackgroundTasks,
+    principal: Principal,
     records: list[dict[str, Any]],
     table: pa.Table | None,
-) -> dict[str, Any]:
-    """Route, validate, then join a micro-batch; thread hops only when something is cold."""
+) -> tuple[dict[str, Any], BackgroundTask | None]:
+    """Route, validate, then join a micro-batch; thread hops only when something is cold.
+    Returns the answer, and the shadow calls to run once it is sent."""
     runtime: ServingRuntime = request.app.state.serving
     config = runtime.cached_config(name, principal) or await run_in_threadpool(
         runtime.config, name, principal
@@ -177,15 +178,23 @@ async def _predict(
     except PasserelleError as exc:
         runtime.log_failure(config, version, route, records, key, batch_id, exc)
         raise
+    shadows = None
     if config["shadow_versions"]:
-        background.add_task(runtime.shadow, config, records, table, key, batch_id)
-    return answer
+        shadows = BackgroundTask(runtime.shadow, config, records, table, key, batch_id)
+    return answer, shadows
+
+
+# The two prediction routes take the bare request: FastAPI's parameter and dependency solving
+# cost more than the rest of a one-row prediction's own work. Their parameters are declared for
+# the OpenAPI schema by hand.
+_NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 @data_router.post(
     "/v1/endpoints/{name}/predict",
     response_model=PredictResponse,
     openapi_extra={
+        "parameters": [_NAME_PARAMETER],
         "requestBody": {
             "required": True,
             "content": {
@@ -193,16 +202,17 @@ async def _predict(
                 "application/vnd.apache.parquet": {},
                 "application/vnd.apache.arrow.stream": {},
             },
-        }
+        },
     },
 )
-async def predict(
-    name: str, request: Request, principal: PrincipalDep, background: BackgroundTasks
-):
+async def predict(request: Request):
+    name = request.path_params["name"]
+    principal = await get_principal(request)
     records, table = await _inputs(request)
-    answer = await _predict(name, request, principal, background, records, table)
+    answer, shadows = await _predict(name, request, principal, records, table)
     response = json_response(answer)
     response.headers["X-Model-Version"] = str(answer["model_version"])
+    response.background = shadows
     return response
 
 
@@ -223,11 +233,11 @@ _V2_TYPES = {
 }
 
 
-@data_router.post("/v2/models/{name}/infer")
-async def infer_v2(
-    name: str, request: Request, principal: PrincipalDep, background: BackgroundTasks
-):
+@data_router.post("/v2/models/{name}/infer", openapi_extra={"parameters": [_NAME_PARAMETER]})
+async def infer_v2(request: Request):
     """The Open Inference Protocol (KServe v2): one named input tensor per column."""
+    name = request.path_params["name"]
+    principal = await get_principal(request)
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
@@ -249,7 +259,7 @@ async def infer_v2(
                 field=f"inputs.{i}.datatype",
             )
         columns[t["name"]] = t["data"]
-    answer = await _predict(name, request, principal, background, _as_records(columns), None)
+    answer, shadows = await _predict(name, request, principal, _as_records(columns), None)
     preds = answer["predictions"]
     kind = (
         "FP64"
@@ -270,6 +280,7 @@ async def infer_v2(
         }
     )
     response.headers["X-Model-Version"] = str(answer["model_version"])
+    response.background = shadows
     return response
 
 
