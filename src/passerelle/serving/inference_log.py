@@ -15,6 +15,7 @@ Both become the same Parquet rows: one per prediction, with ``input.<column>`` c
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import logging
 import threading
@@ -93,11 +94,11 @@ def frame_record(
 def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
     """Frames of one layout (same endpoint, columns, redaction) as one table of rows."""
     first = frames[0]
-    counts = np.array([sum(segment[0] for segment in f["segments"]) for f in frames])
+    counts = np.array([len(f["ids"]) // ID_LENGTH for f in frames])
     total = int(counts.sum())
     order, kept, integer = first["order"], first["kept"], set(first["integer"])
     matrix = np.concatenate(
-        [np.frombuffer(base64.b64decode(f["x"]), np.float64) for f in frames]
+        [np.frombuffer(binascii.a2b_base64(f["x"]), np.float64) for f in frames]
     ).reshape(total, len(kept))
     ids = "".join(f["ids"] for f in frames).encode("ascii")  # fixed-width: offsets are a range
     offsets = np.arange(0, len(ids) + 1, ID_LENGTH, dtype=np.int32)
@@ -130,10 +131,20 @@ def _frames_to_table(frames: list[dict[str, Any]]) -> pa.Table:
             continue
         values = matrix[:, position[i]]
         columns[f"input.{name}"] = pa.array(values.astype(np.int64) if i in integer else values)
-    columns["output"] = pa.array(
-        [_as_text(o) if isinstance(o, dict | list) else o for f in frames for o in f["output"]]
-    )
+    columns["output"] = _outputs([o for f in frames for o in f["output"]])
     return pa.table(columns)
+
+
+def _outputs(values: list[Any]) -> pa.Array:
+    """Outputs as the row path writes them: scalars as they are, lists and objects (class
+    probabilities, several targets) as JSON text."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        array = None
+    if array is not None and not pa.types.is_nested(array.type):
+        return array
+    return pa.array([_as_text(v) if isinstance(v, dict | list) else v for v in values], pa.string())
 
 
 def _frame_layout(frame: dict[str, Any]) -> tuple[Any, ...]:
