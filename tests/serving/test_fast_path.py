@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -98,16 +99,11 @@ def test_fast_and_general_paths_predict_like_the_estimator(served: Served) -> No
 
 
 def test_a_model_that_needs_column_names_keeps_its_dataframe(served: Served, app, settings) -> None:
-    client = Client(home=settings.home, transport=InProcessTransport(app))
     pipeline = make_pipeline(
         ColumnTransformer([("scaled", StandardScaler(), ["income"])], remainder="passthrough"),
         LogisticRegression(),
     ).fit(served.X, served.X["income"] > 50)
-    with psl.start_run(experiment="names", client=client):
-        uri = psl.log_model(pipeline, "model", input_example=served.X.head(5))
-    version = psl.register_model(uri, name="named", client=client).version
-    client.close()
-    served.change("named", action="deploy", version=version, model="named")
+    _deploy(served, app, settings, pipeline, "named")
     rows = served.X.head(20).to_dict("records")
     got = served.predict(rows, name="named")["predictions"]
     assert got == pipeline.predict(served.X.head(20)).tolist()
@@ -176,3 +172,65 @@ def test_refusals_still_name_the_field(served: Served, bad: dict, field: str) ->
     served.change(action="deploy", version=1)
     r = served.http.post("/v1/endpoints/churn/predict", json={"inputs": [bad]})
     assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+class _Contrarian:
+    """A classifier whose labels are not its most likely class (as with Platt scaling)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict(self, frame):
+        return np.ones(len(frame), dtype=np.int64)
+
+    def predict_proba(self, frame):
+        return np.tile([0.9, 0.1], (len(frame), 1))
+
+
+def _deploy(served: Served, app, settings, model, name: str) -> None:
+    client = Client(home=settings.home, transport=InProcessTransport(app))
+    with psl.start_run(experiment=name, client=client):
+        uri = psl.log_model(model, "model", input_example=served.X.head(5))
+    version = psl.register_model(uri, name=name, client=client).version
+    client.close()
+    served.change(name, action="deploy", version=version, model=name)
+
+
+def test_class_probabilities_are_logged_with_each_prediction(served: Served) -> None:
+    served.change(action="deploy", version=1)
+    frame = served.X.head(30)
+    fast = served.predict(frame.to_dict("records"))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    r = served.http.post(
+        "/v1/endpoints/churn/predict",
+        content=buf.getvalue(),
+        headers={"content-type": "application/vnd.apache.parquet"},
+    )
+    general = r.json()
+    model = served.models[1]
+    assert fast["predictions"] == general["predictions"] == model.predict(frame).tolist()
+    log = {
+        r["prediction_id"]: r for r in served.http.get("/api/v1/endpoints/churn/log").json()["rows"]
+    }
+    expected = model.predict_proba(frame)
+    for ids in (fast["prediction_ids"], general["prediction_ids"]):
+        logged = [orjson.loads(log[i]["proba"]) for i in ids]
+        assert all(set(p) == {"0", "1"} for p in logged)
+        got = np.array([[p["0"], p["1"]] for p in logged])
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    loaded = next(iter(served.app.state.serving._models.values()))
+    assert loaded._labels_from_proba is True  # one predict_proba call now gives both
+
+
+def test_labels_that_are_not_the_most_likely_class_come_from_predict(
+    served: Served, app, settings
+) -> None:
+    _deploy(served, app, settings, _Contrarian(), "contrarian")
+    for _ in range(3):
+        answer = served.predict(served.X.head(4).to_dict("records"), name="contrarian")
+        assert answer["predictions"] == [1, 1, 1, 1]  # predict's answer, not the argmax
+    rows = served.http.get("/api/v1/endpoints/contrarian/log").json()["rows"]
+    assert [orjson.loads(r["proba"]) for r in rows[:2]] == [{"0": 0.9, "1": 0.1}] * 2
+    loaded = [m for k, m in served.app.state.serving._models.items() if k[1] == "contrarian"]
+    assert loaded[0]._labels_from_proba is False

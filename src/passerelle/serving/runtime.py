@@ -31,7 +31,7 @@ from passerelle.registry.loaded import LoadedModel, load_folder
 from passerelle.registry.signature import to_table, validate_input
 from passerelle.serving import routing
 from passerelle.serving.batching import Batcher, Pending
-from passerelle.serving.inference_log import InferenceLog, frame_record
+from passerelle.serving.inference_log import InferenceLog, frame_record, proba_texts
 from passerelle.serving.models import Endpoint
 from passerelle.serving.service import endpoint_public
 
@@ -231,7 +231,7 @@ class ServingRuntime:
         if fast:
             matrices = [p.matrix for p in batch]
             matrix = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
-            outputs = model.predict_matrix(matrix)
+            outputs, proba = model.predict_matrix(matrix)
         else:
             tables = [self._table(model, p) for p in batch]
             table = (
@@ -239,7 +239,8 @@ class ServingRuntime:
                 if len(tables) == 1
                 else pa.concat_tables(tables, promote_options="permissive")
             )
-            outputs = model.model.predict(table.to_pandas())
+            outputs, proba = model.serve(table.to_pandas())
+        keys = model.proba_keys(proba.shape[1]) if proba is not None else None
         latency = (time.perf_counter() - started) * 1000
         predictions = outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)
         for observe in self.on_batch:
@@ -271,10 +272,16 @@ class ServingRuntime:
                     [(p.rows, p.route, p.request_key, p.batch_id) for p in batch],
                     latency,
                     ts,
+                    proba,
+                    keys,
                 )
             )
         else:
-            self.log.append(self._log_rows(config, version, batch, ids, predictions, latency, ts))
+            rows = self._log_rows(config, version, batch, ids, predictions, latency, ts)
+            if proba is not None and keys is not None:
+                for row, text in zip(rows, proba_texts(proba, keys), strict=True):
+                    row["proba"] = text
+            self.log.append(rows)
         return answers  # the log is durable before any caller gets its answer
 
     @staticmethod
