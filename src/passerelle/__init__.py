@@ -44,6 +44,7 @@ _EXPORTS = {
     "inference_log": "passerelle.sdk.serving",
     "feedback": "passerelle.sdk.serving",
     "feedback_many": "passerelle.sdk.serving",
+    "performance": "passerelle.sdk.monitoring",
 }
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "performance",
     "predict",
     "register_model",
     "rollback",
@@ -84,6 +86,7 @@ __all__ = [
 if TYPE_CHECKING:
     from passerelle.core.errors import PasserelleError
     from passerelle.sdk.client import Client, set_default_client
+    from passerelle.sdk.monitoring import performance
     from passerelle.sdk.registry import (
         ModelVersion,
         download_model,

@@ -40,6 +40,7 @@ EXPECTED = {
     "inference_log",
     "feedback",
     "feedback_many",
+    "performance",
 }
 
 

@@ -1,0 +1,190 @@
+"""The monitored data: an endpoint's logged predictions with their feedback, as a Polars frame.
+
+Predictions come from serving's inference log (Parquet parts), feedback through serving's
+feedback service; nothing here reads serving's tables. Outputs are decoded once into a label
+and, when the model logged them, class probabilities (``output`` as ``{class: p}`` or a list,
+``{"label": ..., "proba": ...}``, or a separate ``proba`` column).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow as pa
+
+from passerelle.core.errors import InvalidInput
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+MAX_WINDOWS = 1000  # windows in one answer: more would be a typo (1s over a year)
+LOG_COLUMNS = ("prediction_id", "version", "route", "output", "latency_ms", "status", "ts")
+
+
+def duration_ms(value: str | int | float, field: str) -> int:
+    """``"30m"``, ``"6h"``, ``"1d"``, ``"2w"`` (or milliseconds) as milliseconds, over zero."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field} must be a duration like '1h' or '1d'", field=field)
+    if isinstance(value, int | float):
+        ms = float(value)
+    else:
+        text = str(value)
+        match = _DURATION.match(text)
+        if match is None:
+            if re.fullmatch(r"\s*\d+\s*", text):
+                ms = float(text)
+            else:
+                raise InvalidInput(
+                    f"{field}={text[:40]!r}: give a duration like '30m', '6h', '1d' or '2w'",
+                    field=field,
+                )
+        else:
+            ms = float(match[1]) * UNIT_MS[match[2]]
+    if not math.isfinite(ms) or ms < 1:
+        raise InvalidInput(f"{field} must be longer than zero", field=field)
+    if ms > 3650 * UNIT_MS["d"]:
+        raise InvalidInput(f"{field} must be at most ten years", field=field)
+    return int(ms)
+
+
+def since_ms(value: str | int | None, default_ms: int, now: int) -> int:
+    """A start time: epoch milliseconds or a duration back from now (default ``default_ms``)."""
+    if value is None or value == "":
+        return now - default_ms
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        ms = int(value)
+        if ms > 10**11:  # an epoch time in milliseconds, not a bare duration
+            return ms
+    return now - duration_ms(value, "since")
+
+
+@dataclass
+class Decoded:
+    label: str | None
+    proba: dict[str, float] | None
+
+
+def label_text(value: Any) -> str | None:
+    """One spelling per class: ``1``, ``1.0``, ``True`` and ``"1"`` are the same label."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def decode_output(raw: Any, proba_raw: Any = None) -> Decoded:
+    value = raw
+    if isinstance(raw, str) and raw[:1] in ("{", "["):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = raw
+    proba = _proba(proba_raw) if proba_raw is not None else None
+    if isinstance(value, dict):
+        inner = value.get("proba", value.get("probabilities"))
+        if inner is not None:
+            proba = proba or _proba(inner)
+            label = value.get("label", value.get("prediction"))
+            return Decoded(label_text(label) if label is not None else _argmax(proba), proba)
+        proba = proba or _proba(value)
+        return Decoded(_argmax(proba), proba)
+    if isinstance(value, list):
+        proba = proba or _proba(value)
+        return Decoded(_argmax(proba), proba)
+    return Decoded(label_text(value), proba)
+
+
+def _proba(value: Any) -> dict[str, float] | None:
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    if isinstance(value, dict):
+        items = [(label_text(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return None
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for _, v in items)
+    if not items or not numeric:
+        return None
+    return {str(k): float(v) for k, v in items}
+
+
+def _argmax(proba: dict[str, float] | None) -> str | None:
+    return max(proba, key=proba.__getitem__) if proba else None
+
+
+def predictions_frame(table: pa.Table, since: int, until: int) -> pl.DataFrame:
+    """The log's rows between ``since`` and ``until`` (ms), with only the columns monitoring
+    reads (a log with no row yet gives an empty frame of those columns)."""
+    if table.num_rows == 0 or "ts" not in table.column_names:
+        return pl.DataFrame(
+            {
+                "prediction_id": [],
+                "version": [],
+                "route": [],
+                "output": [],
+                "latency_ms": [],
+                "status": [],
+                "ts": [],
+            },
+            schema={
+                "prediction_id": pl.Utf8,
+                "version": pl.Int64,
+                "route": pl.Utf8,
+                "output": pl.Utf8,
+                "latency_ms": pl.Float64,
+                "status": pl.Utf8,
+                "ts": pl.Int64,
+            },
+        )
+    keep = [c for c in (*LOG_COLUMNS, "proba") if c in table.column_names]
+    table = table.select(keep)
+    if "output" in keep and not pa.types.is_string(table.schema.field("output").type):
+        # numbers, booleans: keep the value as JSON text so every part has one type
+        values = table["output"].to_pylist()
+        texts = [None if v is None else orjson.dumps(v).decode() for v in values]
+        table = table.set_column(keep.index("output"), "output", pa.array(texts, pa.string()))
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.filter((pl.col("ts") >= since) & (pl.col("ts") < until)).with_columns(
+        pl.col("version").cast(pl.Int64), pl.col("latency_ms").cast(pl.Float64)
+    )
+
+
+def decode_frame(frame: pl.DataFrame) -> list[Decoded]:
+    """Each row's label and probabilities (outputs are stored as JSON text or plain values)."""
+    outputs = frame["output"].to_list() if "output" in frame.columns else []
+    probas = frame["proba"].to_list() if "proba" in frame.columns else [None] * len(outputs)
+    decoded = []
+    for raw, proba in zip(outputs, probas, strict=True):
+        value: Any = raw
+        if isinstance(raw, str) and raw[:1] not in ("{", "["):
+            try:  # numbers and booleans were stored as JSON text
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                value = raw
+        decoded.append(decode_output(value, proba))
+    return decoded
+
+
+def proba_matrix(decoded: list[Decoded], classes: list[str]) -> np.ndarray | None:
+    """Rows x classes, or ``None`` when any row lacks probabilities."""
+    if not decoded or any(d.proba is None for d in decoded):
+        return None
+    return np.array([[d.proba.get(c, 0.0) for c in classes] for d in decoded])  # type: ignore[union-attr]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
