@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
-from passerelle.monitoring import service
+from passerelle.monitoring import policy, service
+from passerelle.monitoring.schemas import CanaryPolicyPublic, CanaryPolicyUpdate
 
 router = APIRouter(tags=["monitoring"])
 ProjectQuery = Annotated[str | None, Query(max_length=200)]
@@ -39,3 +41,66 @@ def performance(
         project=project,
     )
     return json_response(report)
+
+
+# -- canary --------------------------------------------------------------------------------------
+@router.get("/api/v1/endpoints/{name}/canary")
+def canary_analysis(
+    name: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    project: ProjectQuery = None,
+):
+    """The canary compared with the primary since it was deployed; nothing is changed."""
+    log = request.app.state.serving.log
+    return json_response(policy.analyse(session, principal, log, name, project=project))
+
+
+@router.post("/api/v1/endpoints/{name}/canary/evaluate")
+def canary_evaluate(
+    name: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    project: ProjectQuery = None,
+):
+    """Analyse now and apply the endpoint's policy (roll back, promote, alert or wait)."""
+    settings = request.app.state.settings
+    answer = policy.evaluate(
+        session,
+        principal,
+        request.app.state.serving.log,
+        name,
+        project=project,
+        webhook_timeout=settings.monitor_webhook_timeout,
+    )
+    session.commit()
+    request.app.state.serving.invalidate(name)
+    return json_response(answer)
+
+
+@router.get("/api/v1/endpoints/{name}/canary/policy", response_model=CanaryPolicyPublic)
+def get_canary_policy(
+    name: str, session: SessionDep, principal: PrincipalDep, project: ProjectQuery = None
+):
+    return json_response(policy.get_policy(session, principal, name, project))
+
+
+@router.put("/api/v1/endpoints/{name}/canary/policy", response_model=CanaryPolicyPublic)
+def put_canary_policy(
+    name: str,
+    body: CanaryPolicyUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    project: ProjectQuery = None,
+):
+    return json_response(policy.set_policy(session, principal, name, body, project))
+
+
+@router.delete("/api/v1/endpoints/{name}/canary/policy", status_code=204)
+def delete_canary_policy(
+    name: str, session: SessionDep, principal: PrincipalDep, project: ProjectQuery = None
+):
+    policy.delete_policy(session, principal, name, project)
+    return Response(status_code=204)
