@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(serving_router)
     app.include_router(monitoring_router)
     start_serving(app)
+    start_monitoring(app)
     install_operations(app)
     app.include_router(blobs_router)
     try:
@@ -149,6 +150,24 @@ def start_serving(app: FastAPI) -> None:
                 log.compact()
 
     threading.Thread(target=compact_forever, name="passerelle-log-compaction", daemon=True).start()
+
+
+def start_monitoring(app: FastAPI) -> None:
+    """The scheduler of canary policies and alert rules (one evaluating replica at a time)."""
+    from passerelle.monitoring.scheduler import MonitorScheduler
+
+    settings: Settings = app.state.settings
+    scheduler = MonitorScheduler(
+        app.state.sessions,
+        app.state.serving.log,
+        interval=settings.monitor_interval,
+        lease_seconds=settings.monitor_lease_seconds,
+        webhook_timeout=settings.monitor_webhook_timeout,
+        on_change=app.state.serving.invalidate,
+    )
+    app.state.monitoring = scheduler
+    if settings.monitor_interval > 0:
+        scheduler.start(app.state.stop_background)
 
 
 def install_operations(app: FastAPI) -> None:

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from passerelle.core.ids import INT64_MAX
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
-from passerelle.monitoring import policy, service
-from passerelle.monitoring.schemas import CanaryPolicyPublic, CanaryPolicyUpdate
+from passerelle.monitoring import alerts, policy, service
+from passerelle.monitoring.schemas import (
+    AlertRuleCreate,
+    AlertRulePublic,
+    CanaryPolicyPublic,
+    CanaryPolicyUpdate,
+    IncidentPublic,
+)
 
 router = APIRouter(tags=["monitoring"])
 ProjectQuery = Annotated[str | None, Query(max_length=200)]
+RuleId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 
 @router.get("/api/v1/endpoints/{name}/performance")
@@ -104,3 +112,40 @@ def delete_canary_policy(
 ):
     policy.delete_policy(session, principal, name, project)
     return Response(status_code=204)
+
+
+# -- alerts --------------------------------------------------------------------------------------
+@router.get("/api/v1/alerts", response_model=list[AlertRulePublic])
+def list_alert_rules(
+    session: SessionDep,
+    principal: PrincipalDep,
+    endpoint: Annotated[str | None, Query(max_length=200)] = None,
+):
+    return json_response(alerts.list_rules(session, principal, endpoint))
+
+
+@router.post("/api/v1/alerts", response_model=AlertRulePublic, status_code=201)
+def create_alert_rule(body: AlertRuleCreate, session: SessionDep, principal: PrincipalDep):
+    return json_response(alerts.create_rule(session, principal, body), 201)
+
+
+@router.get("/api/v1/alerts/incidents", response_model=list[IncidentPublic])
+def list_all_incidents(session: SessionDep, principal: PrincipalDep):
+    """The latest incidents of every rule the caller may read, newest first."""
+    return json_response(alerts.list_incidents(session, principal))
+
+
+@router.get("/api/v1/alerts/{rule_id}", response_model=AlertRulePublic)
+def get_alert_rule(rule_id: RuleId, session: SessionDep, principal: PrincipalDep):
+    return json_response(alerts.get_rule(session, principal, rule_id))
+
+
+@router.delete("/api/v1/alerts/{rule_id}", status_code=204)
+def delete_alert_rule(rule_id: RuleId, session: SessionDep, principal: PrincipalDep):
+    alerts.delete_rule(session, principal, rule_id)
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/alerts/{rule_id}/incidents", response_model=list[IncidentPublic])
+def list_rule_incidents(rule_id: RuleId, session: SessionDep, principal: PrincipalDep):
+    return json_response(alerts.list_incidents(session, principal, rule_id))
