@@ -45,6 +45,11 @@ _EXPORTS = {
     "feedback": "passerelle.sdk.serving",
     "feedback_many": "passerelle.sdk.serving",
     "performance": "passerelle.sdk.monitoring",
+    "canary_analysis": "passerelle.sdk.monitoring",
+    "set_canary_policy": "passerelle.sdk.monitoring",
+    "add_alert": "passerelle.sdk.monitoring",
+    "list_alerts": "passerelle.sdk.monitoring",
+    "remove_alert": "passerelle.sdk.monitoring",
 }
 
 __all__ = [
@@ -55,6 +60,8 @@ __all__ = [
     "Run",
     "__version__",
     "active_run",
+    "add_alert",
+    "canary_analysis",
     "deploy",
     "download_model",
     "end_run",
@@ -63,6 +70,7 @@ __all__ = [
     "get_model_version",
     "get_run",
     "inference_log",
+    "list_alerts",
     "load_model",
     "log_artifact",
     "log_dataset",
@@ -74,9 +82,11 @@ __all__ = [
     "performance",
     "predict",
     "register_model",
+    "remove_alert",
     "rollback",
     "search_runs",
     "set_alias",
+    "set_canary_policy",
     "set_default_client",
     "set_tag",
     "set_tags",
@@ -86,7 +96,14 @@ __all__ = [
 if TYPE_CHECKING:
     from passerelle.core.errors import PasserelleError
     from passerelle.sdk.client import Client, set_default_client
-    from passerelle.sdk.monitoring import performance
+    from passerelle.sdk.monitoring import (
+        add_alert,
+        canary_analysis,
+        list_alerts,
+        performance,
+        remove_alert,
+        set_canary_policy,
+    )
     from passerelle.sdk.registry import (
         ModelVersion,
         download_model,

@@ -192,3 +192,41 @@ def test_bad_alert_rules_are_refused(served):
     assert served.http.get("/api/v1/alerts/999").status_code == 404
     assert served.http.delete("/api/v1/alerts/999").status_code == 404
     assert served.http.get("/api/v1/alerts/0").status_code == 422
+
+
+def test_alerts_commands(served, tmp_path):
+    from tests.cli._helpers import as_json, make_invoke
+    from tests.conftest import LiveServer
+
+    _labelled_traffic(served, n=20)
+    server = LiveServer(served.app).start()
+    try:
+        invoke = make_invoke(tmp_path / "unused")
+
+        def run(*args):
+            return invoke("--url", server.url, *args)
+
+        added = as_json(
+            run(
+                "alerts",
+                "add",
+                "churn",
+                "--metric",
+                "f1",
+                "--below",
+                "0.8",
+                "--window",
+                "1d",
+                "--json",
+            )
+        )
+        assert added["metric"] == "f1_macro" and added["window_ms"] == 86_400_000
+        listed = run("alerts", "list")
+        assert listed.exit_code == 0 and "f1_macro below 0.8" in listed.stdout
+        bad = run("alerts", "add", "churn", "--metric", "f1", "--below", "1", "--window", "0d")
+        assert bad.exit_code != 0 and "window" in bad.output
+        assert run("alerts", "incidents").exit_code == 0
+        assert run("alerts", "remove", str(added["id"])).exit_code == 0
+        assert as_json(run("alerts", "list", "--json")) == []
+    finally:
+        server.stop()

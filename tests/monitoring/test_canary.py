@@ -127,3 +127,41 @@ def test_canary_bad_input(served):
     assert served.http.put("/api/v1/endpoints/churn/canary/policy", json={}).status_code == 200
     assert served.http.delete("/api/v1/endpoints/churn/canary/policy").status_code == 204
     assert served.http.get("/api/v1/endpoints/churn/canary/policy").status_code == 404
+
+
+def test_canary_commands(served, settings, tmp_path):
+    from tests.cli._helpers import as_json, make_invoke
+    from tests.conftest import LiveServer
+
+    served.change(action="deploy", version=1)
+    served.change(action="canary", version=2, weight=50)
+    server = LiveServer(served.app).start()
+    try:
+        invoke = make_invoke(tmp_path / "unused")
+
+        def run(*args):
+            return invoke("--url", server.url, *args)
+
+        policy = as_json(
+            run(
+                "monitor",
+                "canary-policy",
+                "churn",
+                "--when-no-worse",
+                "promote",
+                "--min-samples",
+                "500",
+                "--json",
+            )
+        )
+        assert policy["when_no_worse"] == "promote" and policy["min_samples"] == 500
+        shown = run("monitor", "canary-policy", "churn", "--show")
+        assert shown.exit_code == 0 and "promote" in shown.stdout
+        analysis = run("monitor", "canary", "churn", "--apply")
+        assert analysis.exit_code == 0, analysis.output
+        assert "verdict: insufficient" in analysis.stdout and "error_rate" in analysis.stdout
+        bad = run("monitor", "canary-policy", "churn", "--when-worse", "panic")
+        assert bad.exit_code != 0 and "when_worse" in bad.output
+        assert run("monitor", "canary-policy", "churn", "--remove").exit_code == 0
+    finally:
+        server.stop()

@@ -41,6 +41,11 @@ EXPECTED = {
     "feedback",
     "feedback_many",
     "performance",
+    "canary_analysis",
+    "set_canary_policy",
+    "add_alert",
+    "list_alerts",
+    "remove_alert",
 }
 
 

@@ -88,3 +88,93 @@ def performance(
     frame = pd.DataFrame(rows)
     frame.attrs.update({k: v for k, v in report.items() if k != "windows"})
     return frame
+
+
+# -- canary --------------------------------------------------------------------------------------
+def canary_analysis(
+    name: str, *, apply: bool = False, client: Client | None = None
+) -> dict[str, Any]:
+    """The canary of endpoint ``name`` compared with its primary since it was deployed.
+
+    Per figure (error rate, p95 latency, accuracy or MAE from feedback): both values, samples,
+    the test and its p-value, whether the minimum sample is reached and whether the canary is
+    worse; then a ``verdict``: ``worse``, ``no_worse`` or ``insufficient``. With
+    ``apply=True`` the endpoint's canary policy acts on it (roll back, promote or alert) and
+    ``action`` says what it did.
+    """
+    client = client or default_client()
+    if apply:
+        return client.request("POST", endpoint_path(name, "canary", "evaluate"))
+    return client.request("GET", endpoint_path(name, "canary"))
+
+
+def set_canary_policy(
+    name: str,
+    *,
+    when_worse: str = "rollback",
+    when_no_worse: str = "wait",
+    min_samples: int = 200,
+    alpha: float = 0.05,
+    max_latency_increase: float = 0.2,
+    webhook: str | None = None,
+    client: Client | None = None,
+) -> dict[str, Any]:
+    """Decide what happens to the canaries of endpoint ``name``.
+
+    ``when_worse``: ``rollback`` or ``alert``; ``when_no_worse``: ``promote``, ``alert`` or
+    ``wait`` (a person decides). Nothing is decided before ``min_samples`` per route.
+    """
+    client = client or default_client()
+    body = {
+        "when_worse": when_worse,
+        "when_no_worse": when_no_worse,
+        "min_samples": min_samples,
+        "alpha": alpha,
+        "max_latency_increase": max_latency_increase,
+        "webhook": webhook,
+    }
+    return client.request("PUT", endpoint_path(name, "canary", "policy"), json=body)
+
+
+# -- alerts --------------------------------------------------------------------------------------
+def add_alert(
+    endpoint: str,
+    metric: str,
+    *,
+    below: float | None = None,
+    above: float | None = None,
+    window: str = "1h",
+    min_samples: int = 30,
+    version: int | None = None,
+    webhook: str | None = None,
+    name: str | None = None,
+    client: Client | None = None,
+) -> dict[str, Any]:
+    """Watch ``metric`` of ``endpoint`` over a trailing ``window``: an incident opens (and
+    ``webhook`` gets one JSON message) when it goes ``below`` or ``above`` the threshold on at
+    least ``min_samples`` samples, and resolves when it comes back."""
+    client = client or default_client()
+    body = {
+        "endpoint": endpoint,
+        "metric": metric,
+        "below": below,
+        "above": above,
+        "window": window,
+        "min_samples": min_samples,
+        "version": version,
+        "webhook": webhook,
+        "name": name,
+    }
+    return client.request("POST", "/api/v1/alerts", json=body)
+
+
+def list_alerts(endpoint: str | None = None, *, client: Client | None = None) -> list[dict]:
+    """Alert rules with their state (``ok``, ``firing``, ``unknown``) and last value."""
+    client = client or default_client()
+    params = {"endpoint": endpoint} if endpoint else None
+    return client.request("GET", "/api/v1/alerts", params=params)
+
+
+def remove_alert(rule_id: int, *, client: Client | None = None) -> None:
+    client = client or default_client()
+    client.request("DELETE", f"/api/v1/alerts/{int(rule_id)}")
