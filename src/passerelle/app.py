@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pass
     else:
         mount_ui(app)
+        from passerelle.monitoring.pages import mount_pages
+
+        mount_pages(app)
     return app
 
 
