@@ -21,13 +21,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 STATE_STYLES = {"firing": "bold red", "ok": "green", "unknown": "yellow"}
 
 
-def _window(ms: int) -> str:
-    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
 @alerts_app.command("add")
 def add(
     ctx: typer.Context,
@@ -101,6 +94,7 @@ def list_rules(
     as_json: JsonOption = False,
 ) -> None:
     """Rules with their state (ok, firing, unknown: too few samples yet) and last value."""
+    from passerelle.monitoring.data import window_text
     from passerelle.sdk.monitoring import list_alerts
 
     rules = list_alerts(endpoint, client=client(ctx))
@@ -115,7 +109,7 @@ def list_rules(
             str(r["id"]),
             cell(r["endpoint"]),
             cell(f"{r['metric']} {r['op']} {r['threshold']:g}"),
-            _window(r["window_ms"]),
+            window_text(r["window_ms"]),
             cell(r["state"], STATE_STYLES.get(r["state"], "")),
             cell(r["last_value"]),
             fmt_time(r["last_evaluated_at"]),

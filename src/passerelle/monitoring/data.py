@@ -64,6 +64,14 @@ def since_ms(value: str | int | None, default_ms: int, now: int) -> int:
     return now - duration_ms(value, "since")
 
 
+def window_text(ms: int) -> str:
+    """``15m``, ``1h``, ``1d``: a window as it was most likely typed."""
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms / 1000:g}s"
+
+
 @dataclass
 class Decoded:
     label: str | None

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from passerelle.core.web import PrincipalDep, SessionDep
 from passerelle.monitoring import alerts, service
+from passerelle.monitoring.data import window_text
 from passerelle.monitoring.performance import HIGHER_IS_BETTER
 from passerelle.web.charts import CONFIG, FONT, PALETTE
 from passerelle.web.render import PageRoute, render
@@ -108,7 +109,12 @@ def performance_figure(report: dict[str, Any], metric: str) -> dict[str, Any] | 
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
         "height": 320,
-        "xaxis": {**axis, "type": "date", "title": {"text": "window start (UTC)"}},
+        "xaxis": {
+            **axis,
+            "type": "date",
+            "title": {"text": "UTC"},
+            "range": [_iso(report["since"]), _iso(report["until"])],
+        },
         "yaxis": axis,
         "showlegend": True,
         "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
@@ -161,6 +167,8 @@ def alerts_page(
     endpoint: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     rules = alerts.list_rules(session, principal, endpoint or None)
+    for r in rules:
+        r["window_text"] = window_text(r["window_ms"])
     names = {r["id"]: r["name"] for r in rules}
     incidents = [i for i in alerts.list_incidents(session, principal) if i["rule_id"] in names]
     context = {
