@@ -124,3 +124,14 @@ def test_durations():
     assert data.duration_ms("1d", "window") == 86_400_000
     assert data.duration_ms("30m", "window") == 1_800_000
     assert data.duration_ms(5000, "window") == 5000
+
+
+def test_plain_labels_decode_alike_in_bulk_and_row_by_row():
+    import polars as pl
+
+    outputs = ["1", "1.0", "true", "false", "yes", "2.5", "-3.00", None, "null", "0"]
+    bulk = [d.label for d in data.decode_frame(pl.DataFrame({"output": outputs}))]
+    mixed = [d.label for d in data.decode_frame(pl.DataFrame({"output": [*outputs, "[0.5, 0.5]"]}))]
+    assert bulk == ["1", "1", "1", "0", "yes", "2.5", "-3", None, None, "0"]
+    assert mixed[:-1] == bulk  # the row-by-row path, taken because of the JSON output
+    assert mixed[-1] == "0"

@@ -173,6 +173,10 @@ def predictions_frame(table: pa.Table, since: int, until: int) -> pl.DataFrame:
 
 def decode_frame(frame: pl.DataFrame) -> list[Decoded]:
     """Each row's label and probabilities (outputs are stored as JSON text or plain values)."""
+    if "output" in frame.columns and "proba" not in frame.columns:
+        labels = _plain_labels(frame["output"])
+        if labels is not None:
+            return [Decoded(label, None) for label in labels]
     outputs = frame["output"].to_list() if "output" in frame.columns else []
     probas = frame["proba"].to_list() if "proba" in frame.columns else [None] * len(outputs)
     decoded = []
@@ -185,6 +189,27 @@ def decode_frame(frame: pl.DataFrame) -> list[Decoded]:
                 value = raw
         decoded.append(decode_output(value, proba))
     return decoded
+
+
+def _plain_labels(outputs: pl.Series) -> list[str | None] | None:
+    """Labels without probabilities, normalised in one vectorised pass (the common case of a
+    log of a million predictions); ``None`` when some output is JSON to decode row by row."""
+    if outputs.str.starts_with("{").any() or outputs.str.starts_with("[").any():
+        return None
+    normalised = (
+        pl.select(
+            pl.when(outputs == "true")
+            .then(pl.lit("1"))
+            .when(outputs == "false")
+            .then(pl.lit("0"))
+            .when(outputs == "null")
+            .then(pl.lit(None, pl.Utf8))
+            .otherwise(outputs.str.replace(r"^(-?\d+)\.0+$", "${1}"))
+        )
+        .to_series()
+        .to_list()
+    )
+    return normalised
 
 
 def proba_matrix(decoded: list[Decoded], classes: list[str]) -> np.ndarray | None:

@@ -4,19 +4,20 @@ Accuracy is a proportion, so its interval is Wilson's score interval (exact enou
 labels up, never outside [0, 1]). The other metrics have no closed form worth trusting on a
 few hundred labels: their interval is a percentile bootstrap (``BOOTSTRAP`` resamples, fixed
 seed, so the same data always gives the same interval), computed with vectorised numpy
-formulas that agree with scikit-learn's on every resample.
+formulas that agree with scikit-learn's on every resample. ROC AUC's interval is DeLong's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 Z95 = 1.959963984540054
 BOOTSTRAP = 300
+BLOCK_CELLS = 20_000_000  # resampled row indices held at once (160 MB)
 SEED = 20240607
 CLASSIFICATION = (
     "accuracy",
@@ -51,8 +52,21 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None
     return low, high
 
 
-def _resamples(n: int) -> np.ndarray:
-    return np.random.default_rng(SEED).integers(0, n, size=(BOOTSTRAP, n))
+def bootstrap(
+    n: int, statistic: Callable[[np.ndarray], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """``statistic`` over ``BOOTSTRAP`` resamples of ``n`` rows, drawn in blocks so that a
+    million rows never need more than ``BLOCK_CELLS`` indices in memory at once."""
+    rng = np.random.default_rng(SEED)
+    per_block = max(1, BLOCK_CELLS // max(n, 1))
+    parts: dict[str, list[np.ndarray]] = {}
+    done = 0
+    while done < BOOTSTRAP:
+        size = min(per_block, BOOTSTRAP - done)
+        for name, values in statistic(rng.integers(0, n, size=(size, n))).items():
+            parts.setdefault(name, []).append(values)
+        done += size
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def _percentiles(values: np.ndarray) -> tuple[float, float] | None:
@@ -93,16 +107,21 @@ def _prf(cm: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve as the Mann-Whitney statistic (ties count half)."""
+def delong_interval(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float] | None:
+    """95% interval of the ROC AUC from DeLong's variance (midranks, one sort): as accurate
+    as a bootstrap from a few dozen of each class, at the cost of one AUC."""
     from scipy.stats import rankdata
 
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    pos, neg = scores[positive], scores[~positive]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        return None
+    tz = rankdata(np.concatenate([pos, neg]))
+    auc = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
+    v_pos = (tz[:m] - rankdata(pos)) / n
+    v_neg = 1 - (tz[m:] - rankdata(neg)) / m
+    se = math.sqrt(v_pos.var(ddof=1) / m + v_neg.var(ddof=1) / n)
+    return max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)
 
 
 def classification_metrics(
@@ -136,7 +155,8 @@ def classification_metrics(
     t_idx = np.array([index[t] for t in y_true])
     p_idx = np.array([index[p] for p in y_pred])
     if n >= 2:
-        boot = _prf(_confusions(t_idx, p_idx, len(labels), _resamples(n)))
+        k = len(labels)
+        boot = bootstrap(n, lambda idx: _prf(_confusions(t_idx, p_idx, k, idx)))
         for name, samples in boot.items():
             intervals[name] = _percentiles(samples)
     if proba is not None and len(classes) >= 2:
@@ -162,17 +182,15 @@ def _probabilistic(
     values["log_loss"] = float(skm.log_loss(y, clipped, labels=classes))
     truth_col = np.array([classes.index(t) for t in y_true])
     losses = -np.log(clipped[np.arange(len(y)), truth_col])
-    idx = _resamples(len(y)) if len(y) >= 2 else None
-    if idx is not None:
-        intervals["log_loss"] = _percentiles(losses[idx].mean(axis=1))
+    if len(y) >= 2:
+        boot = bootstrap(len(y), lambda idx: {"log_loss": losses[idx].mean(axis=1)})
+        intervals["log_loss"] = _percentiles(boot["log_loss"])
     if len(set(y_true)) < 2:
         return  # AUC needs both kinds of truth
     if len(classes) == 2:
         positive = y == classes[1]
         values["roc_auc"] = float(skm.roc_auc_score(positive, proba[:, 1]))
-        if idx is not None:
-            aucs = np.array([_binary_auc(proba[i, 1], positive[i]) for i in idx])
-            intervals["roc_auc"] = _percentiles(aucs)
+        intervals["roc_auc"] = delong_interval(proba[:, 1], positive)
     elif len(set(y_true)) == len(classes):
         values["roc_auc"] = float(
             skm.roc_auc_score(y, clipped, multi_class="ovr", average="macro", labels=classes)
@@ -197,17 +215,24 @@ def regression_metrics(
         values["mape"] = float(skm.mean_absolute_percentage_error(y_true, y_pred))
     if n >= 2:
         values["r2"] = float(skm.r2_score(y_true, y_pred))
-        idx = _resamples(n)
-        t, p = y_true[idx], y_pred[idx]
-        err = p - t
-        intervals["mae"] = _percentiles(np.abs(err).mean(axis=1))
-        intervals["rmse"] = _percentiles(np.sqrt((err**2).mean(axis=1)))
-        if nonzero.all():
-            intervals["mape"] = _percentiles((np.abs(err) / np.abs(t)).mean(axis=1))
-        ss_tot = ((t - t.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = 1 - (err**2).sum(axis=1) / ss_tot
-        intervals["r2"] = _percentiles(np.where(ss_tot > 0, r2, np.nan))
+        nonzero_all = bool(nonzero.all())
+
+        def statistic(idx: np.ndarray) -> dict[str, np.ndarray]:
+            t, p = y_true[idx], y_pred[idx]
+            err = p - t
+            ss_tot = ((t - t.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r2 = np.where(ss_tot > 0, 1 - (err**2).sum(axis=1) / ss_tot, np.nan)
+                mape = (np.abs(err) / np.abs(t)).mean(axis=1) if nonzero_all else r2 * np.nan
+            return {
+                "mae": np.abs(err).mean(axis=1),
+                "rmse": np.sqrt((err**2).mean(axis=1)),
+                "mape": mape,
+                "r2": r2,
+            }
+
+        for name, samples in bootstrap(n, statistic).items():
+            intervals[name] = _percentiles(samples)
     return values, intervals
 
 
