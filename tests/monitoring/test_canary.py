@@ -9,6 +9,7 @@ import passerelle as psl
 from passerelle.sdk.client import Client
 from passerelle.sdk.transport import InProcessTransport
 from tests.monitoring._models import Inverted
+from tests.monitoring._webhook import WebhookReceiver
 
 
 def _register(served, model, settings, flavor):
@@ -70,6 +71,21 @@ def test_a_clearly_worse_canary_is_rolled_back_with_the_reason(served, settings)
         served.http.get("/api/v1/endpoints/churn").json()["canary_version"] == bad
     )  # GET: no action
 
+    # a policy that only alerts: one message per canary version and verdict, nothing changed
+    with WebhookReceiver() as hook:
+        alert_only = {"when_worse": "alert", "min_samples": 40, "webhook": hook.url}
+        r = served.http.put("/api/v1/endpoints/churn/canary/policy", json=alert_only)
+        assert r.status_code == 200
+        for _ in range(2):
+            answer = served.http.post("/api/v1/endpoints/churn/canary/evaluate").json()
+            assert answer["verdict"] == "worse"
+        assert hook.statuses() == ["worse"]
+        assert hook.received[0]["kind"] == "canary" and hook.received[0]["canary_version"] == bad
+    assert served.http.get("/api/v1/endpoints/churn").json()["canary_version"] == bad
+
+    r = served.http.put(
+        "/api/v1/endpoints/churn/canary/policy", json={"when_worse": "rollback", "min_samples": 40}
+    )
     decided = served.http.post("/api/v1/endpoints/churn/canary/evaluate").json()
     assert decided["verdict"] == "worse" and decided["action"] == "rollback"
     endpoint = served.http.get("/api/v1/endpoints/churn").json()
