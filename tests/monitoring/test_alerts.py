@@ -182,7 +182,7 @@ BAD_RULES = [
 ]
 
 
-def test_bad_alert_rules_are_refused(served):
+def test_bad_alert_rules_are_refused_and_the_commands(served, tmp_path):
     served.change(action="deploy", version=1)
     for body, field in BAD_RULES:
         r = served.http.post("/api/v1/alerts", json={"endpoint": "churn", **body})
@@ -193,12 +193,10 @@ def test_bad_alert_rules_are_refused(served):
     assert served.http.delete("/api/v1/alerts/999").status_code == 404
     assert served.http.get("/api/v1/alerts/0").status_code == 422
 
-
-def test_alerts_commands(served, tmp_path):
+    # the same through the command line, against a server
     from tests.cli._helpers import as_json, make_invoke
     from tests.conftest import LiveServer
 
-    _labelled_traffic(served, n=20)
     server = LiveServer(served.app).start()
     try:
         invoke = make_invoke(tmp_path / "unused")

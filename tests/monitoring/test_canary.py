@@ -126,7 +126,7 @@ def test_a_canary_no_worse_is_promoted_when_the_policy_says_so(served, settings)
     }
 
 
-def test_canary_bad_input(served):
+def test_canary_bad_input_and_the_commands(served, tmp_path):
     served.change(action="deploy", version=1)
     r = served.http.get("/api/v1/endpoints/churn/canary")
     assert r.status_code == 409 and r.json()["error"]["field"] == "endpoint"
@@ -144,12 +144,10 @@ def test_canary_bad_input(served):
     assert served.http.delete("/api/v1/endpoints/churn/canary/policy").status_code == 204
     assert served.http.get("/api/v1/endpoints/churn/canary/policy").status_code == 404
 
-
-def test_canary_commands(served, settings, tmp_path):
+    # the commands, against a server
     from tests.cli._helpers import as_json, make_invoke
     from tests.conftest import LiveServer
 
-    served.change(action="deploy", version=1)
     served.change(action="canary", version=2, weight=50)
     server = LiveServer(served.app).start()
     try:

@@ -68,7 +68,7 @@ def test_performance_measured_estimated_and_bad_input(served, settings):
         client.close()
 
 
-def test_performance_of_labels_only_model_per_version(served):
+def test_performance_of_labels_only_model_per_version_and_the_command(served, tmp_path):
     served.change(action="deploy", version=1)
     rows = served.X.to_dict("records")
     first = served.predict(rows[:100])["prediction_ids"]
@@ -92,23 +92,16 @@ def test_performance_of_labels_only_model_per_version(served):
         assert by_version[version]["estimate"] is None  # no probabilities logged
         assert by_version[version]["metrics"]["roc_auc"] is None
 
-
-def test_cli_monitor_performance_against_a_server(served, tmp_path):
     from tests.cli._helpers import make_invoke
     from tests.conftest import LiveServer
 
-    served.change(action="deploy", version=1)
-    ids = served.predict(served.X.head(50).to_dict("records"))["prediction_ids"]
-    y = (served.X["income"].head(50) > 50).astype(int).tolist()
-    items = [{"prediction_id": i, "ground_truth": t} for i, t in zip(ids, y, strict=True)]
-    assert served.http.post("/api/v1/feedback", json={"items": items}).status_code == 202
     server = LiveServer(served.app).start()
     try:
         invoke = make_invoke(tmp_path / "unused")
         result = invoke("--url", server.url, "monitor", "performance", "churn", "--window", "1d")
         assert result.exit_code == 0, result.output
-        assert "v1" in result.stdout and "accuracy" in result.stdout
-        assert " 50 " in result.stdout
+        assert "v1" in result.stdout and "v2" in result.stdout and "accuracy" in result.stdout
+        assert " 100 " in result.stdout
         bad = invoke("--url", server.url, "monitor", "performance", "churn", "--window", "0h")
         assert bad.exit_code != 0
         assert "window" in bad.output
