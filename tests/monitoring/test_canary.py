@@ -86,8 +86,8 @@ def test_a_clearly_worse_canary_is_rolled_back_with_the_reason(served, settings)
     r = served.http.put(
         "/api/v1/endpoints/churn/canary/policy", json={"when_worse": "rollback", "min_samples": 40}
     )
-    decided = served.http.post("/api/v1/endpoints/churn/canary/evaluate").json()
-    assert decided["verdict"] == "worse" and decided["action"] == "rollback"
+    # the background scheduler applies the policy, like a person rolling back
+    assert served.app.state.monitoring.tick()
     endpoint = served.http.get("/api/v1/endpoints/churn").json()
     assert endpoint["canary_version"] is None and endpoint["primary_version"] == 1
     event = served.http.get("/api/v1/endpoints/churn/history").json()[0]

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from passerelle.core.auth import Principal, Role
 from passerelle.core.db import session_scope
+from passerelle.core.models import Project
 from passerelle.monitoring import alerts, data, lease, policy
 from passerelle.serving import service as serving
 from passerelle.serving.inference_log import InferenceLog
@@ -72,11 +73,11 @@ class MonitorScheduler:
         with session_scope(self.sessions) as session:
             ids = set(policy.endpoints_with_policies(session))
             names = [
-                e.name
+                (e.name, session.get(Project, e.project_id).name)  # type: ignore[union-attr]
                 for e in serving.list_endpoints(session, SCHEDULER)
                 if e.id in ids and e.canary_version is not None
             ]
-        for name in names:
+        for name, project in names:
             try:
                 with session_scope(self.sessions) as session:
                     done = policy.evaluate(
@@ -84,6 +85,7 @@ class MonitorScheduler:
                         SCHEDULER,
                         self.log,
                         name,
+                        project=project,
                         webhook_timeout=self.webhook_timeout,
                         transport=self.transport,
                     )
