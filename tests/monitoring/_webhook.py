@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,12 +15,15 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.status = 200
+        self.delay = 0.0  # seconds before answering, to play a receiver that hangs
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 if receiver.status < 300:
                     receiver.received.append(body)
                 self.send_response(receiver.status)
@@ -39,6 +43,7 @@ class WebhookReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
+        self.server.block_on_close = False
         self.server.server_close()
 
     def statuses(self) -> list[str]:

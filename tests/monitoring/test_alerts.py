@@ -228,3 +228,40 @@ def test_bad_alert_rules_are_refused_and_the_commands(served, tmp_path):
         assert as_json(run("alerts", "list", "--json")) == []
     finally:
         server.stop()
+
+
+def test_a_webhook_that_hangs_times_out_and_says_so():
+    from passerelle.monitoring import notify
+
+    with WebhookReceiver() as hook:
+        hook.delay = 2.0
+        error = notify.post_json(hook.url, {"kind": "alert"}, timeout=0.2)
+    assert error is not None and "Timeout" in error
+    with WebhookReceiver() as hook:
+        assert notify.post_json(hook.url, {"kind": "alert"}) is None
+        assert hook.received == [{"kind": "alert"}]
+    assert "ConnectError" in (notify.post_json(hook.url, {}, timeout=1) or "")  # server gone
+
+
+def test_a_figure_plugged_in_by_prefix_is_accepted_and_computed():
+    from passerelle.core.errors import InvalidInput
+    from passerelle.monitoring import figures
+
+    def share(ctx, name):
+        return figures.Figure(value=float(len(name)), samples=7)
+
+    figures.register_figure_family("custom.", share)
+    try:
+        assert figures.canonical("custom.age") == "custom.age"
+        assert "custom.<name>" in figures.known_figures()
+        found = figures.compute(None, "custom.age")  # type: ignore[arg-type]
+        assert (found.value, found.samples) == (10.0, 7)
+        assert figures.canonical("f1") == "f1_macro"
+    finally:
+        figures._FAMILIES.pop("custom.")
+    try:
+        figures.canonical("custom.age")
+    except InvalidInput as err:
+        assert err.field == "metric"
+    else:
+        raise AssertionError("an unregistered figure was accepted")
