@@ -135,3 +135,14 @@ def test_plain_labels_decode_alike_in_bulk_and_row_by_row():
     assert bulk == ["1", "1", "1", "0", "yes", "2.5", "-3", None, None, "0"]
     assert mixed[:-1] == bulk  # the row-by-row path, taken because of the JSON output
     assert mixed[-1] == "0"
+
+
+def test_since_takes_durations_epoch_milliseconds_and_iso_times():
+    now = 1_764_000_000_000
+    assert data.since_ms("1d", 0, now) == now - 86_400_000
+    assert data.since_ms(str(now - 5), 0, now) == now - 5
+    assert data.since_ms("2025-11-24", 0, now) == 1_763_942_400_000
+    assert data.since_ms(None, 1000, now) == now - 1000
+    with pytest.raises(InvalidInput) as err:
+        data.since_ms("2025-13-45", 0, now)
+    assert err.value.field == "since"

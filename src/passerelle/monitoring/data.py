@@ -61,6 +61,16 @@ def since_ms(value: str | int | None, default_ms: int, now: int) -> int:
         ms = int(value)
         if ms > 10**11:  # an epoch time in milliseconds, not a bare duration
             return ms
+    if isinstance(value, str) and not _DURATION.match(value) and value[:1].isdigit():
+        import datetime as dt
+
+        try:  # an ISO 8601 date or time (UTC unless it says otherwise)
+            when = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+            return int(when.timestamp() * 1000)
     return now - duration_ms(value, "since")
 
 
