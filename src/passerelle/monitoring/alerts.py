@@ -162,22 +162,40 @@ def _open_incident(session: Session, rule_id: int) -> AlertIncident | None:
     )
 
 
-def evaluate_rule(
-    session: Session,
-    rule: AlertRule,
-    endpoint: Endpoint,
-    log_: InferenceLog,
-    now: int,
-    contexts: dict[tuple[int, int, int | None], figures.FigureContext],
-) -> str:
-    """Compute the rule's figure and move its incident; returns the rule's new state."""
-    key = (rule.endpoint_id, rule.window_ms, rule.version)
-    ctx = contexts.get(key)
-    if ctx is None:
-        ctx = contexts[key] = figures.FigureContext(
-            session, log_, endpoint.id, endpoint.name, now - rule.window_ms, now + 1, rule.version
-        )
-    figure = figures.compute(ctx, rule.metric)
+def compute_figures(
+    session: Session, principal: Principal, log_: InferenceLog, now: int
+) -> dict[int, figures.Figure]:
+    """Each enabled rule's figure, read only: the slow part (Parquet scans, metrics) holds no
+    write lock, so predictions' feedback and deployment changes never wait for it. A rule whose
+    figure fails is logged and left out."""
+    endpoints = _endpoints_by_id(session, principal)
+    contexts: dict[tuple[int, int, int | None], figures.FigureContext] = {}
+    found: dict[int, figures.Figure] = {}
+    for rule in session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True))):
+        endpoint = endpoints.get(rule.endpoint_id)
+        if endpoint is None:
+            continue
+        key = (rule.endpoint_id, rule.window_ms, rule.version)
+        ctx = contexts.get(key)
+        if ctx is None:
+            ctx = contexts[key] = figures.FigureContext(
+                session,
+                log_,
+                endpoint.id,
+                endpoint.name,
+                now - rule.window_ms,
+                now + 1,
+                rule.version,
+            )
+        try:
+            found[rule.id] = figures.compute(ctx, rule.metric)
+        except Exception:
+            log.exception("alert rule %s could not be evaluated", rule.id)
+    return found
+
+
+def apply_figure(session: Session, rule: AlertRule, figure: figures.Figure, now: int) -> str:
+    """Move the rule's incident for its new figure; returns the rule's new state."""
     rule.last_value, rule.last_samples, rule.last_evaluated_at = figure.value, figure.samples, now
     if figure.value is None or figure.samples < rule.min_samples:
         return rule.state  # not enough data: no incident opened or closed
@@ -205,23 +223,18 @@ def evaluate_rule(
     return rule.state
 
 
-def evaluate_rules(session: Session, principal: Principal, log_: InferenceLog, now: int) -> int:
-    """Evaluate every enabled rule; a rule that fails is logged and skipped, not fatal."""
-    endpoints = _endpoints_by_id(session, principal)
-    contexts: dict[tuple[int, int, int | None], figures.FigureContext] = {}
-    done = 0
-    for rule in session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True))):
-        endpoint = endpoints.get(rule.endpoint_id)
-        if endpoint is None:
-            continue
-        try:
-            with session.begin_nested():
-                evaluate_rule(session, rule, endpoint, log_, now, contexts)
-            done += 1
-        except Exception:
-            log.exception("alert rule %s could not be evaluated", rule.id)
-    session.flush()
-    return done
+def evaluate_rules(sessions: Any, principal: Principal, log_: InferenceLog, now: int) -> int:
+    """Compute every figure (reading), then move incidents in one short transaction."""
+    from passerelle.core.db import session_scope
+
+    with sessions() as session:
+        computed = compute_figures(session, principal, log_, now)
+    with session_scope(sessions) as session:
+        for rule_id, figure in computed.items():
+            rule = session.get(AlertRule, rule_id)
+            if rule is not None and rule.enabled:  # removed or disabled meanwhile: skipped
+                apply_figure(session, rule, figure, now)
+    return len(computed)
 
 
 def pending_notifications(

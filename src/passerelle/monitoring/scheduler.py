@@ -61,8 +61,7 @@ class MonitorScheduler:
             if not lease.acquire(session, LEASE_NAME, self.holder, self.lease_ms, now):
                 return False
         self._canaries()
-        with session_scope(self.sessions) as session:
-            alerts.evaluate_rules(session, SCHEDULER, self.log, now)
+        alerts.evaluate_rules(self.sessions, SCHEDULER, self.log, now)
         alerts.deliver(
             self.sessions, SCHEDULER, now, timeout=self.webhook_timeout, transport=self.transport
         )
