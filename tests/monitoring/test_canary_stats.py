@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from passerelle.monitoring import canary, data
+from passerelle.monitoring import canary
+from passerelle.monitoring.outputs import decode_frame
 from passerelle.monitoring.service import Labelled
 
 
@@ -34,7 +35,7 @@ def _loaded(arms: dict[str, dict], seed: int = 0) -> Labelled:
             )
             truth.append(y if i < spec.get("labelled", spec["n"]) else None)
     frame = pl.DataFrame(rows).with_row_index("row")
-    return Labelled(frame, data.decode_frame(frame), truth, 1, "churn")
+    return Labelled(frame, decode_frame(frame), truth, 1, "churn")
 
 
 def _figures(comparisons):

@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from passerelle.core.errors import InvalidInput
-from passerelle.monitoring import data, estimate, performance
+from passerelle.monitoring import data, estimate, outputs, performance
 
 
 def test_wilson_interval_matches_the_formula_and_stays_in_bounds():
@@ -108,7 +108,7 @@ def test_calibration_corrects_an_overconfident_model():
     ],
 )
 def test_outputs_are_decoded(raw, label, proba):
-    decoded = data.decode_output(raw)
+    decoded = outputs.decode_output(raw)
     assert decoded.label == label
     assert decoded.proba == proba
 
@@ -126,15 +126,40 @@ def test_durations():
     assert data.duration_ms(5000, "window") == 5000
 
 
-def test_plain_labels_decode_alike_in_bulk_and_row_by_row():
+def test_outputs_decode_alike_in_bulk_and_row_by_row():
     import polars as pl
 
-    outputs = ["1", "1.0", "true", "false", "yes", "2.5", "-3.00", None, "null", "0"]
-    bulk = [d.label for d in data.decode_frame(pl.DataFrame({"output": outputs}))]
-    mixed = [d.label for d in data.decode_frame(pl.DataFrame({"output": [*outputs, "[0.5, 0.5]"]}))]
-    assert bulk == ["1", "1", "1", "0", "yes", "2.5", "-3", None, None, "0"]
-    assert mixed[:-1] == bulk  # the row-by-row path, taken because of the JSON output
-    assert mixed[-1] == "0"
+    plain = ["1", "1.0", "true", "false", "yes", "2.5", "-3.00", "null", "0"]
+    bulk = outputs.decode_frame(pl.DataFrame({"output": plain}))
+    rows = outputs._row_by_row(plain, [None] * len(plain))
+    assert bulk.labels == rows.labels == ["1", "1", "1", "0", "yes", "2.5", "-3", None, "0"]
+    assert not bulk.has_proba.any()
+
+    shapes = [
+        ['{"label": "b", "proba": {"a": 0.4, "b": 0.6}}', '{"label": "a", "proba": {"a": 0.9}}'],
+        ['{"0": 0.2, "1": 0.8}', '{"0": 0.7, "1": 0.3}'],
+        ["[0.2, 0.8]", "[0.7, 0.3]"],
+        [
+            '{"label": 1, "proba": {"0": 0.2, "1": 0.8}}',
+            '{"label": 0, "proba": {"0": 0.6, "1": 0.4}}',
+        ],
+    ]
+    for json_outputs in shapes:
+        bulk = outputs.decode_frame(pl.DataFrame({"output": json_outputs}))
+        rows = outputs._row_by_row(json_outputs, [None] * len(json_outputs))
+        assert bulk.labels == rows.labels, json_outputs
+        assert bulk.classes == rows.classes, json_outputs
+        np.testing.assert_allclose(bulk.proba, rows.proba)
+        assert bulk.has_proba.all()
+    # shapes that disagree, or a separate proba column: decoded one by one
+    mixed = outputs.decode_frame(pl.DataFrame({"output": ["1", "[0.5, 0.5]"]}))
+    assert mixed.labels == ["1", "0"] and list(mixed.has_proba) == [False, True]
+    with_column = outputs.decode_frame(
+        pl.DataFrame({"output": ["yes", "no"], "proba": ['{"yes": 0.9, "no": 0.1}', None]})
+    )
+    assert with_column.labels == ["yes", "no"] and with_column.classes == ["no", "yes"]
+    assert with_column.matrix(np.array([0]), ["no", "yes"]).tolist() == [[0.1, 0.9]]
+    assert with_column.matrix(np.array([0, 1]), ["no", "yes"]) is None
 
 
 def test_since_takes_durations_epoch_milliseconds_and_iso_times():

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from passerelle.monitoring import data
+from passerelle.monitoring.outputs import label_text
 from passerelle.monitoring.service import Labelled, detect_task
 
 
@@ -163,7 +163,7 @@ def _quality(loaded: Labelled, arms: dict[str, pl.DataFrame], m: int) -> Compari
             errs = []
             for i in idx:
                 try:
-                    errs.append(abs(float(loaded.truth[i]) - float(loaded.decoded[i].label)))  # type: ignore[arg-type]
+                    errs.append(abs(float(loaded.truth[i]) - float(loaded.outputs.labels[i])))  # type: ignore[arg-type]
                 except (TypeError, ValueError):
                     continue
             errors[k] = np.array(errs)
@@ -179,7 +179,7 @@ def _quality(loaded: Labelled, arms: dict[str, pl.DataFrame], m: int) -> Compari
             enough,
         )
     right = {
-        k: sum(data.label_text(loaded.truth[i]) == loaded.decoded[i].label for i in idx)
+        k: sum(label_text(loaded.truth[i]) == loaded.outputs.labels[i] for i in idx)
         for k, idx in rows.items()
     }
     n = {k: len(idx) for k, idx in rows.items()}

@@ -11,10 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -82,67 +79,6 @@ def window_text(ms: int) -> str:
     return f"{ms / 1000:g}s"
 
 
-@dataclass
-class Decoded:
-    label: str | None
-    proba: dict[str, float] | None
-
-
-def label_text(value: Any) -> str | None:
-    """One spelling per class: ``1``, ``1.0``, ``True`` and ``"1"`` are the same label."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def decode_output(raw: Any, proba_raw: Any = None) -> Decoded:
-    value = raw
-    if isinstance(raw, str) and raw[:1] in ("{", "["):
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            value = raw
-    proba = _proba(proba_raw) if proba_raw is not None else None
-    if isinstance(value, dict):
-        inner = value.get("proba", value.get("probabilities"))
-        if inner is not None:
-            proba = proba or _proba(inner)
-            label = value.get("label", value.get("prediction"))
-            return Decoded(label_text(label) if label is not None else _argmax(proba), proba)
-        proba = proba or _proba(value)
-        return Decoded(_argmax(proba), proba)
-    if isinstance(value, list):
-        proba = proba or _proba(value)
-        return Decoded(_argmax(proba), proba)
-    return Decoded(label_text(value), proba)
-
-
-def _proba(value: Any) -> dict[str, float] | None:
-    if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return None
-    if isinstance(value, dict):
-        items = [(label_text(k), v) for k, v in value.items()]
-    elif isinstance(value, list):
-        items = [(str(i), v) for i, v in enumerate(value)]
-    else:
-        return None
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for _, v in items)
-    if not items or not numeric:
-        return None
-    return {str(k): float(v) for k, v in items}
-
-
-def _argmax(proba: dict[str, float] | None) -> str | None:
-    return max(proba, key=proba.__getitem__) if proba else None
-
-
 def predictions_frame(table: pa.Table, since: int, until: int) -> pl.DataFrame:
     """The log's rows between ``since`` and ``until`` (ms), with only the columns monitoring
     reads (a log with no row yet gives an empty frame of those columns)."""
@@ -179,54 +115,6 @@ def predictions_frame(table: pa.Table, since: int, until: int) -> pl.DataFrame:
     return frame.filter((pl.col("ts") >= since) & (pl.col("ts") < until)).with_columns(
         pl.col("version").cast(pl.Int64), pl.col("latency_ms").cast(pl.Float64)
     )
-
-
-def decode_frame(frame: pl.DataFrame) -> list[Decoded]:
-    """Each row's label and probabilities (outputs are stored as JSON text or plain values)."""
-    if "output" in frame.columns and "proba" not in frame.columns:
-        labels = _plain_labels(frame["output"])
-        if labels is not None:
-            return [Decoded(label, None) for label in labels]
-    outputs = frame["output"].to_list() if "output" in frame.columns else []
-    probas = frame["proba"].to_list() if "proba" in frame.columns else [None] * len(outputs)
-    decoded = []
-    for raw, proba in zip(outputs, probas, strict=True):
-        value: Any = raw
-        if isinstance(raw, str) and raw[:1] not in ("{", "["):
-            try:  # numbers and booleans were stored as JSON text
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                value = raw
-        decoded.append(decode_output(value, proba))
-    return decoded
-
-
-def _plain_labels(outputs: pl.Series) -> list[str | None] | None:
-    """Labels without probabilities, normalised in one vectorised pass (the common case of a
-    log of a million predictions); ``None`` when some output is JSON to decode row by row."""
-    if outputs.str.starts_with("{").any() or outputs.str.starts_with("[").any():
-        return None
-    normalised = (
-        pl.select(
-            pl.when(outputs == "true")
-            .then(pl.lit("1"))
-            .when(outputs == "false")
-            .then(pl.lit("0"))
-            .when(outputs == "null")
-            .then(pl.lit(None, pl.Utf8))
-            .otherwise(outputs.str.replace(r"^(-?\d+)\.0+$", "${1}"))
-        )
-        .to_series()
-        .to_list()
-    )
-    return normalised
-
-
-def proba_matrix(decoded: list[Decoded], classes: list[str]) -> np.ndarray | None:
-    """Rows x classes, or ``None`` when any row lacks probabilities."""
-    if not decoded or any(d.proba is None for d in decoded):
-        return None
-    return np.array([[d.proba.get(c, 0.0) for c in classes] for d in decoded])  # type: ignore[union-attr]
 
 
 def now_ms() -> int:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from passerelle.core.auth import Action, Principal
 from passerelle.core.errors import InvalidInput
 from passerelle.monitoring import data, estimate, performance
+from passerelle.monitoring.outputs import Outputs, decode_frame, label_text
 from passerelle.serving import feedback as serving_feedback
 from passerelle.serving import service as serving
 from passerelle.serving.inference_log import InferenceLog
@@ -32,7 +33,7 @@ class Labelled:
     """An endpoint's predictions in a time range, decoded, with the feedback joined."""
 
     frame: pl.DataFrame  # one row per prediction, plus ``row`` (index into the lists below)
-    decoded: list[data.Decoded]
+    outputs: Outputs
     truth: list[Any]  # the ground truth, or None while pending
     endpoint_id: int
     endpoint_name: str
@@ -48,16 +49,16 @@ def load(
         (known[pid]["ground_truth"] if pid in known else None)
         for pid in frame["prediction_id"].to_list()
     ]
-    return Labelled(frame, data.decode_frame(frame), truth, endpoint_id, name)
+    return Labelled(frame, decode_frame(frame), truth, endpoint_id, name)
 
 
 def detect_task(loaded: Labelled) -> str:
     """Classification when probabilities are logged or labels are text, booleans or a few
     integers; regression when predictions or truths are non-integer numbers or many integers."""
-    if any(d.proba is not None for d in loaded.decoded):
+    if loaded.outputs.has_proba.any():
         return "classification"
     values = [t for t in loaded.truth if t is not None]
-    values += [d.label for d in loaded.decoded[:1000] if d.label is not None]
+    values += [label for label in loaded.outputs.labels[:1000] if label is not None]
     numbers = []
     for v in values:
         if isinstance(v, bool):
@@ -76,24 +77,14 @@ def detect_task(loaded: Labelled) -> str:
     return "classification" if len(set(numbers)) <= MAX_CLASSES_FOR_INTEGERS else "regression"
 
 
-def _classes(decoded: list[data.Decoded]) -> list[str]:
-    keys: set[str] = set()
-    for d in decoded:
-        if d.proba:
-            keys.update(d.proba)
-    return sorted(keys)
-
-
 def version_models(loaded: Labelled, rows: np.ndarray) -> tuple[list[str], estimate.Calibrator]:
     """The class columns of one version and its calibrator, fitted on all its labelled rows."""
-    decoded = [loaded.decoded[i] for i in rows]
-    classes = _classes(decoded)
-    labelled = [i for i in rows if loaded.truth[i] is not None]
+    classes = loaded.outputs.classes_of(rows)
+    labelled = np.array([i for i in rows if loaded.truth[i] is not None], dtype=int)
     calibrator = estimate.Calibrator()
-    lab_decoded = [loaded.decoded[i] for i in labelled]
-    matrix = data.proba_matrix(lab_decoded, classes) if classes else None
+    matrix = loaded.outputs.matrix(labelled, classes) if classes else None
     if matrix is not None:
-        calibrator.fit(matrix, [data.label_text(loaded.truth[i]) or "" for i in labelled], classes)
+        calibrator.fit(matrix, [label_text(loaded.truth[i]) or "" for i in labelled], classes)
     return classes, calibrator
 
 
@@ -108,10 +99,11 @@ def group_figures(
     labelled = [int(i) for i in rows if loaded.truth[i] is not None]
     out: dict[str, Any] = {"predictions": len(rows), "labelled": len(labelled)}
     out["pending"] = out["predictions"] - out["labelled"]
+    labels = loaded.outputs.labels
     if task == "classification":
-        y_true = [data.label_text(loaded.truth[i]) or "" for i in labelled]
-        y_pred = [loaded.decoded[i].label or "" for i in labelled]
-        matrix = data.proba_matrix([loaded.decoded[i] for i in labelled], classes)
+        y_true = [label_text(loaded.truth[i]) or "" for i in labelled]
+        y_pred = [labels[i] or "" for i in labelled]
+        matrix = loaded.outputs.matrix(np.array(labelled, dtype=int), classes)
         values, intervals = performance.classification_metrics(y_true, y_pred, matrix, classes)
     else:
         y_true_n, y_pred_n = _numbers(loaded, labelled)
@@ -122,15 +114,14 @@ def group_figures(
     }
     out["estimate"] = None
     if task == "classification" and classes:
-        decoded = [loaded.decoded[int(i)] for i in rows]
-        matrix = data.proba_matrix(decoded, classes)
+        matrix = loaded.outputs.matrix(np.asarray(rows, dtype=int), classes)
         if matrix is not None:
             expected = estimate.estimate(
-                calibrator.transform(matrix), [d.label or "" for d in decoded], classes
+                calibrator.transform(matrix), [labels[int(i)] or "" for i in rows], classes
             )
             if expected is not None:
                 out["estimate"] = {
-                    "predictions": len(decoded),
+                    "predictions": len(rows),
                     "calibrated": calibrator.fitted,
                     "metrics": performance.rounded(expected),
                 }
@@ -142,7 +133,7 @@ def _numbers(loaded: Labelled, rows: list[int]) -> tuple[np.ndarray, np.ndarray]
     for i in rows:
         try:
             t = float(loaded.truth[i])
-            p = float(loaded.decoded[i].label)  # type: ignore[arg-type]
+            p = float(loaded.outputs.labels[i])  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue  # a label that is not a number cannot enter a regression metric
         truths.append(t)
