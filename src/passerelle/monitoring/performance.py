@@ -17,7 +17,7 @@ import numpy as np
 
 Z95 = 1.959963984540054
 BOOTSTRAP = 300
-BLOCK_CELLS = 20_000_000  # resampled row indices held at once (160 MB)
+BLOCK_CELLS = 4_000_000  # resampled row indices held at once (32 MB)
 SEED = 20240607
 CLASSIFICATION = (
     "accuracy",
