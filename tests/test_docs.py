@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 # Routers whose routes the docs must list; a new domain adds its tag with its guide page.
-DOCUMENTED_API_TAGS = {"health", "tracking", "admin", "serving", "tracing"}
+DOCUMENTED_API_TAGS = {"health", "tracking", "admin", "serving", "tracing", "monitoring"}
 
 
 def load(name: str) -> ModuleType:

@@ -57,6 +57,12 @@ _EXPORTS = {
     "get_current_observation": "passerelle.sdk.tracing.context",
     "redact_keys": "passerelle.sdk.tracing.capture",
     "openai": "passerelle.sdk.tracing",
+    "performance": "passerelle.sdk.monitoring",
+    "canary_analysis": "passerelle.sdk.monitoring",
+    "set_canary_policy": "passerelle.sdk.monitoring",
+    "add_alert": "passerelle.sdk.monitoring",
+    "list_alerts": "passerelle.sdk.monitoring",
+    "remove_alert": "passerelle.sdk.monitoring",
 }
 
 __all__ = [
@@ -69,6 +75,8 @@ __all__ = [
     "Tracer",
     "__version__",
     "active_run",
+    "add_alert",
+    "canary_analysis",
     "deploy",
     "download_model",
     "end_run",
@@ -80,6 +88,7 @@ __all__ = [
     "get_model_version",
     "get_run",
     "inference_log",
+    "list_alerts",
     "load_model",
     "log_artifact",
     "log_dataset",
@@ -90,13 +99,16 @@ __all__ = [
     "log_params",
     "observe",
     "openai",
+    "performance",
     "predict",
     "redact_keys",
     "register_model",
+    "remove_alert",
     "rollback",
     "score",
     "search_runs",
     "set_alias",
+    "set_canary_policy",
     "set_default_client",
     "set_default_tracer",
     "set_tag",
@@ -110,6 +122,14 @@ __all__ = [
 if TYPE_CHECKING:
     from passerelle.core.errors import PasserelleError
     from passerelle.sdk.client import Client, set_default_client
+    from passerelle.sdk.monitoring import (
+        add_alert,
+        canary_analysis,
+        list_alerts,
+        performance,
+        remove_alert,
+        set_canary_policy,
+    )
     from passerelle.sdk.registry import (
         ModelVersion,
         download_model,

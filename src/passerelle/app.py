@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from passerelle.admin.api import router as admin_router
     from passerelle.core.blobs_api import router as blobs_router
     from passerelle.core.health import router as health_router
+    from passerelle.monitoring.api import router as monitoring_router
     from passerelle.registry.api import router as registry_router
     from passerelle.serving.api import data_router as predictions_router
     from passerelle.serving.api import router as serving_router
@@ -96,7 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(serving_router)
     install_tracing(app)
     app.include_router(tracing_router)
+    app.include_router(monitoring_router)
     start_serving(app)
+    start_monitoring(app)
     install_operations(app)
     app.include_router(blobs_router)
     try:
@@ -105,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pass
     else:
         mount_ui(app)
+        from passerelle.monitoring.pages import mount_pages
+
+        mount_pages(app)
     return app
 
 
@@ -160,6 +166,24 @@ def start_serving(app: FastAPI) -> None:
                 log.compact()
 
     threading.Thread(target=compact_forever, name="passerelle-log-compaction", daemon=True).start()
+
+
+def start_monitoring(app: FastAPI) -> None:
+    """The scheduler of canary policies and alert rules (one evaluating replica at a time)."""
+    from passerelle.monitoring.scheduler import MonitorScheduler
+
+    settings: Settings = app.state.settings
+    scheduler = MonitorScheduler(
+        app.state.sessions,
+        app.state.serving.log,
+        interval=settings.monitor_interval,
+        lease_seconds=settings.monitor_lease_seconds,
+        webhook_timeout=settings.monitor_webhook_timeout,
+        on_change=app.state.serving.invalidate,
+    )
+    app.state.monitoring = scheduler
+    if settings.monitor_interval > 0:
+        scheduler.start(app.state.stop_background)
 
 
 def install_operations(app: FastAPI) -> None:

@@ -54,6 +54,12 @@ EXPECTED = {
     "get_current_observation",
     "redact_keys",
     "openai",
+    "performance",
+    "canary_analysis",
+    "set_canary_policy",
+    "add_alert",
+    "list_alerts",
+    "remove_alert",
 }
 
 

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from passerelle import __version__
-from passerelle.cli import admin, monitoring, registry, server, serving, tracking
+from passerelle.cli import admin, alerts, monitoring, registry, server, serving, tracking
 from passerelle.cli.output import fail
 from passerelle.cli.state import STATE_KEY, CliState
 
@@ -131,6 +131,7 @@ app.command("rollback")(serving.rollback)
 app.add_typer(serving.deployments_app, name="deployments")
 app.command("predict")(serving.predict)
 app.add_typer(monitoring.monitor_app, name="monitor")
+app.add_typer(alerts.alerts_app, name="alerts")
 
 
 if __name__ == "__main__":

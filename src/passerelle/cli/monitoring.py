@@ -5,10 +5,198 @@ Thin fronts over the monitoring REST API, embedded or against a server like ever
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from passerelle.cli.output import MISSING, cell, console, fmt_time, new_table, print_json
+from passerelle.cli.state import client
 
 monitor_app = typer.Typer(
     help="Monitoring of deployed endpoints: drift, performance, reports.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+NameArgument = Annotated[
+    str, typer.Argument(metavar="NAME", help="Endpoint name.", show_default=False)
+]
+SHOWN = {
+    "classification": ("accuracy", "f1_macro", "roc_auc"),
+    "regression": ("mae", "rmse", "r2"),
+}
+
+
+def _with_interval(value: float | None, interval: list[float] | None) -> str:
+    if value is None:
+        return MISSING
+    text = f"{value:.3f}"
+    return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else text
+
+
+@monitor_app.command("performance")
+def performance(
+    ctx: typer.Context,
+    name: NameArgument,
+    window: Annotated[
+        str, typer.Option("--window", "-w", metavar="DURATION", help="Window: 30m, 6h, 1d, 1w.")
+    ] = "1d",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION",
+            help="How far back: 7d, 24h... (default: the last 30 windows).",
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            metavar="TASK",
+            help="classification or regression (default: guessed from the data).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Live performance of endpoint NAME per window and version, from feedback; for a
+    classifier that logs probabilities, the estimate over every prediction beside it."""
+    from passerelle.sdk.monitoring import performance_report
+
+    report = performance_report(name, window, since, task=task, client=client(ctx))
+    if as_json:
+        print_json(report)
+        return
+    shown = SHOWN[report["task"]]
+    table = new_table(
+        caption=f"{report['task']}; 95% intervals: Wilson for accuracy, bootstrap otherwise"
+    )
+    table.add_column("Window start")
+    table.add_column("Version", justify="right")
+    table.add_column("Predictions", justify="right")
+    table.add_column("Labelled", justify="right")
+    for metric in shown:
+        table.add_column(metric)
+    if report["task"] == "classification":
+        table.add_column("Estimated accuracy", justify="right")
+    for w in report["windows"]:
+        cells = [
+            fmt_time(w["window_start"], seconds=False),
+            f"v{w['version']}",
+            str(w["predictions"]),
+            str(w["labelled"]),
+            *(_with_interval(w["metrics"].get(m), w["intervals"].get(m)) for m in shown),
+        ]
+        if report["task"] == "classification":
+            est = (w.get("estimate") or {}).get("metrics") or {}
+            cells.append(f"{est['accuracy']:.3f}" if "accuracy" in est else MISSING)
+        table.add_row(*(cell(c) for c in cells))
+    console().print(table)
+
+
+@monitor_app.command("canary")
+def canary(
+    ctx: typer.Context,
+    name: NameArgument,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply", help="Let the endpoint's canary policy act: roll back, promote or alert."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the canary of endpoint NAME with its primary since it was deployed."""
+    from passerelle.sdk.monitoring import canary_analysis
+
+    answer = canary_analysis(name, apply=apply, client=client(ctx))
+    if as_json:
+        print_json(answer)
+        return
+    table = new_table(
+        title=f"canary v{answer['canary_version']} vs primary v{answer['primary_version']}",
+        caption=f"verdict: {answer['verdict']}"
+        + (f"; action: {answer['action']}" if "action" in answer else "")
+        + f"; minimum sample {answer['min_samples']} per route, alpha {answer['alpha']}",
+    )
+    for header in ("Figure", "Primary", "Canary", "Samples", "Test", "p-value", "Worse"):
+        table.add_column(header)
+    for c in answer["comparisons"]:
+        table.add_row(
+            cell(c["figure"]),
+            cell(c["primary"]),
+            cell(c["canary"]),
+            cell(f"{c['primary_n']}/{c['canary_n']}" + ("" if c["enough"] else " (too few)")),
+            cell(c["test"]),
+            cell(c["p_value"]),
+            cell("yes" if c["worse"] else "no", "bold red" if c["worse"] else ""),
+        )
+    console().print(table)
+
+
+@monitor_app.command("canary-policy")
+def canary_policy(
+    ctx: typer.Context,
+    name: NameArgument,
+    when_worse: Annotated[
+        str, typer.Option("--when-worse", metavar="ACTION", help="rollback or alert.")
+    ] = "rollback",
+    when_no_worse: Annotated[
+        str,
+        typer.Option("--when-no-worse", metavar="ACTION", help="promote, alert or wait."),
+    ] = "wait",
+    min_samples: Annotated[
+        int, typer.Option("--min-samples", metavar="N", help="Per route, before any decision.")
+    ] = 200,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    max_latency_increase: Annotated[
+        float,
+        typer.Option("--max-latency-increase", help="Tolerated relative p95 latency increase."),
+    ] = 0.2,
+    webhook: Annotated[
+        str | None,
+        typer.Option("--webhook", metavar="URL", help="Where alerts go.", show_default=False),
+    ] = None,
+    show: Annotated[bool, typer.Option("--show", help="Print the policy, change nothing.")] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the policy.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Set (or --show, --remove) what happens to the canaries of endpoint NAME."""
+    from passerelle.sdk.monitoring import set_canary_policy
+    from passerelle.sdk.serving import endpoint_path
+
+    c = client(ctx)
+    if remove:
+        c.request("DELETE", endpoint_path(name, "canary", "policy"))
+        console().print(f"canary policy of {name} removed")
+        return
+    if show:
+        policy = c.request("GET", endpoint_path(name, "canary", "policy"))
+    else:
+        policy = set_canary_policy(
+            name,
+            when_worse=when_worse,
+            when_no_worse=when_no_worse,
+            min_samples=min_samples,
+            alpha=alpha,
+            max_latency_increase=max_latency_increase,
+            webhook=webhook,
+            client=c,
+        )
+    if as_json:
+        print_json(policy)
+        return
+    console().print(
+        f"{name}: when worse → {policy['when_worse']}, when no worse → "
+        f"{policy['when_no_worse']}, after {policy['min_samples']} samples per route "
+        f"(alpha {policy['alpha']}, p95 latency +{policy['max_latency_increase']:.0%} tolerated)"
+        + (
+            f"; last verdict {policy['last_verdict']} for v{policy['last_version']}"
+            if policy.get("last_verdict")
+            else ""
+        ),
+        markup=False,
+    )

@@ -158,6 +158,26 @@ class Settings(BaseSettings):
         description="SDK tracing: release recorded on every trace (e.g. a git sha or a version).",
     )
 
+    monitor_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Monitoring: seconds between evaluations of alert rules and canary "
+        "policies by the server's background scheduler (0 turns it off). One replica "
+        "evaluates at a time, whoever holds the lease in the database.",
+    )
+    monitor_lease_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="Monitoring: how long the scheduler's lease lasts without renewal; another "
+        "replica takes over evaluations once a holder has been silent this long.",
+    )
+    monitor_webhook_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Monitoring: seconds a webhook receiver has to answer an alert.",
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
