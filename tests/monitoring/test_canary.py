@@ -92,7 +92,8 @@ def test_a_clearly_worse_canary_is_rolled_back_with_the_reason(served, settings)
     assert endpoint["canary_version"] is None and endpoint["primary_version"] == 1
     event = served.http.get("/api/v1/endpoints/churn/history").json()[0]
     assert event["action"] == "rollback" and event["actor"] == "canary policy"
-    assert event["reason"].startswith("canary worse than the primary: accuracy")
+    assert event["reason"].startswith("canary worse than the primary: ")
+    assert "accuracy 0.0 vs 1.0" in event["reason"]
     assert event["evidence"]["verdict"] == "worse"
     assert event["evidence"]["canary_version"] == bad
     figures = {c["figure"]: c for c in event["evidence"]["comparisons"]}

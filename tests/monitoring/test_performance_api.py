@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 import passerelle as psl
 from passerelle.core.errors import InvalidInput
@@ -68,7 +68,7 @@ def test_performance_measured_estimated_and_bad_input(served, settings):
         client.close()
 
 
-def test_performance_of_labels_only_model_per_version_and_the_command(served, tmp_path):
+def test_performance_per_version_from_logged_probabilities_and_the_command(served, tmp_path):
     served.change(action="deploy", version=1)
     rows = served.X.to_dict("records")
     first = served.predict(rows[:100])["prediction_ids"]
@@ -89,8 +89,12 @@ def test_performance_of_labels_only_model_per_version_and_the_command(served, tm
         assert by_version[version]["metrics"]["accuracy"] == pytest.approx(
             accuracy_score(y[part], predicted)
         )
-        assert by_version[version]["estimate"] is None  # no probabilities logged
-        assert by_version[version]["metrics"]["roc_auc"] is None
+        # serving logs a classifier's probabilities: ROC AUC and the estimate come with them
+        proba = served.models[version].predict_proba(served.X.iloc[part])[:, 1]
+        assert by_version[version]["metrics"]["roc_auc"] == pytest.approx(
+            roc_auc_score(y[part], proba)
+        )
+        assert by_version[version]["estimate"]["predictions"] == 100
 
     from tests.cli._helpers import make_invoke
     from tests.conftest import LiveServer

@@ -44,7 +44,7 @@ def load(
 ) -> Labelled:
     frame = data.predictions_frame(log.read(name, since), since, until)
     frame = frame.with_row_index("row")
-    known = serving_feedback.feedback_for(session, endpoint_id)
+    known = serving_feedback.feedback_for(session, endpoint_id, since)
     truth = [
         (known[pid]["ground_truth"] if pid in known else None)
         for pid in frame["prediction_id"].to_list()

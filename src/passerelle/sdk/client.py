@@ -53,7 +53,10 @@ class Client:
 
             # Embedded, the app listens nowhere and whoever can read the files holds every
             # record: the server's listening and key settings do not apply.
-            local = settings.model_copy(update={"host": "127.0.0.1", "auth": AuthMode.OFF})
+            # Nor does the monitoring scheduler: alerts and canary policies are the server's.
+            local = settings.model_copy(
+                update={"host": "127.0.0.1", "auth": AuthMode.OFF, "monitor_interval": 0}
+            )
             transport = InProcessTransport(create_app(local))
         self._transport = transport
         self._http = httpx.Client(

@@ -54,12 +54,17 @@ def record_feedback(
     return len(rows)
 
 
-def feedback_for(session: Session, endpoint_id: int) -> dict[str, dict[str, Any]]:
+def feedback_for(
+    session: Session, endpoint_id: int, since_ms: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """The feedback of an endpoint's predictions (made after ``since_ms``: a prediction id
+    starts with its time in hexadecimal, so the bound is a range on the key)."""
+    query = select(
+        Feedback.prediction_id, Feedback.ground_truth, Feedback.score, Feedback.updated_at
+    ).where(Feedback.endpoint_id == endpoint_id)
+    if since_ms is not None:
+        query = query.where(Feedback.prediction_id >= f"{max(since_ms, 0):012x}")
     return {
-        f.prediction_id: {
-            "ground_truth": f.ground_truth,
-            "score": f.score,
-            "feedback_at": f.updated_at,
-        }
-        for f in session.scalars(select(Feedback).where(Feedback.endpoint_id == endpoint_id))
+        pid: {"ground_truth": truth, "score": score, "feedback_at": at}
+        for pid, truth, score, at in session.execute(query)
     }
