@@ -44,6 +44,8 @@ _EXPORTS = {
     "inference_log": "passerelle.sdk.serving",
     "feedback": "passerelle.sdk.serving",
     "feedback_many": "passerelle.sdk.serving",
+    "reference": "passerelle.sdk.monitoring",
+    "drift": "passerelle.sdk.monitoring",
 }
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "active_run",
     "deploy",
     "download_model",
+    "drift",
     "end_run",
     "feedback",
     "feedback_many",
@@ -71,6 +74,7 @@ __all__ = [
     "log_param",
     "log_params",
     "predict",
+    "reference",
     "register_model",
     "rollback",
     "search_runs",
@@ -84,6 +88,7 @@ __all__ = [
 if TYPE_CHECKING:
     from passerelle.core.errors import PasserelleError
     from passerelle.sdk.client import Client, set_default_client
+    from passerelle.sdk.monitoring import drift, reference
     from passerelle.sdk.registry import (
         ModelVersion,
         download_model,

@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from passerelle.admin.api import router as admin_router
     from passerelle.core.blobs_api import router as blobs_router
     from passerelle.core.health import router as health_router
+    from passerelle.monitoring.drift.api import router as drift_router
     from passerelle.registry.api import router as registry_router
     from passerelle.serving.api import router as serving_router
     from passerelle.tracking.api import router as tracking_router
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(registry_router)
     app.include_router(serving_router)
+    app.include_router(drift_router)
     start_serving(app)
     install_operations(app)
     app.include_router(blobs_router)

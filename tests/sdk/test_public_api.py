@@ -40,6 +40,8 @@ EXPECTED = {
     "inference_log",
     "feedback",
     "feedback_many",
+    "reference",
+    "drift",
 }
 
 

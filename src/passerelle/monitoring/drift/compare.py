@@ -17,6 +17,7 @@ from passerelle.core.errors import InvalidInput
 from passerelle.monitoring.drift import defaults
 from passerelle.monitoring.drift.defaults import CHECKS, ColumnPlan, as_table, infer_kinds
 from passerelle.monitoring.drift.detectors import DriftScore
+from passerelle.monitoring.drift.distributions import distribution
 from passerelle.monitoring.drift.multivariate import MAX_ROWS, DomainClassifier, _sample
 from passerelle.monitoring.drift.profiles import ColumnProfile, profile_column
 from passerelle.monitoring.drift.sketches import Sketch
@@ -100,6 +101,7 @@ def evaluate(
     *,
     current_rows: int,
     current_sample: pa.Table | None = None,
+    with_distributions: bool = True,
 ) -> DriftReport:
     """Score every column of ``current`` against ``profile``; p-values adjusted together."""
     plans = plans or {}
@@ -144,6 +146,9 @@ def evaluate(
                     "reference": profile.columns[name].rows,
                     "current": current[name].count + current[name].missing,
                 },
+                "distribution": distribution(profile.columns[name], current[name])
+                if with_distributions
+                else None,
             }
         )
     multivariate = None
