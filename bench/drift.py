@@ -1,0 +1,262 @@
+"""Data drift, side by side: passerelle's drift report against Evidently's, in one run.
+
+    uv run python bench/drift.py                      # 100,000 and 1,000,000 rows (about 4 min)
+    uv run python bench/drift.py --rows 100000        # a quick check
+    uv run python bench/drift.py --skip-evidently     # passerelle only
+
+What it does:
+
+1. Installs ``evidently==0.7.23`` (with ``pandas<3``: that release does not import under
+   pandas 3) into a throwaway virtual environment, ``/tmp/passerelle-bench/evidently-venv``,
+   reused when it already holds that version.
+2. For each size, runs each system in a fresh process of its own (Evidently from its virtual
+   environment, passerelle from this one), one after the other, never at the same time. Each
+   process generates the same tables (``bench/_drift_data.py``: 20 numeric and 5 categorical
+   columns per side, six columns drifted in different ways), imports its library, then resets
+   its peak-memory mark and times the drift report alone:
+
+   - Evidently: ``Dataset.from_pandas`` for both sides, ``Report([DataDriftPreset()]).run``,
+     then ``snapshot.dict()`` to read each column's verdict;
+   - passerelle: ``passerelle.monitoring.drift.compare(reference, current)`` at its defaults
+     (per-column tests and checks, and the multivariate domain classifier), on the same pandas
+     DataFrames.
+
+3. Reports wall time, CPU time and peak resident memory (the process's high-water mark during
+   the report, the tables themselves included on both sides), the columns each flags, and the
+   ratios; raw figures go to ``bench/results/drift-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SCRATCH = Path("/tmp/passerelle-bench")
+VENV = SCRATCH / "evidently-venv"
+EVIDENTLY_VERSION = "0.7.23"
+RESULTS = HERE / "results"
+
+
+def log(message: str) -> None:
+    print(f"[drift] {message}", file=sys.stderr, flush=True)
+
+
+# -- inside a measured process --------------------------------------------------------------------
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> None:
+    """Start a new high-water mark of resident memory (Linux): the peak of what follows."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def _evidently(ref: Any, cur: Any) -> tuple[list[str], dict[str, Any]]:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    sys.path.insert(0, str(HERE))
+    from _drift_data import CATEGORICAL, NUMERIC
+
+    definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
+    reference = Dataset.from_pandas(ref, data_definition=definition)
+    current = Dataset.from_pandas(cur, data_definition=definition)
+    snapshot = Report([DataDriftPreset()]).run(current, reference)
+    verdicts: dict[str, Any] = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if not config["type"].endswith("ValueDrift"):
+            continue
+        method, threshold, value = config["method"], config["threshold"], metric["value"]
+        # p-value tests drift below their level, distances at or above their threshold
+        drifted = value < threshold if "p_value" in method else value >= threshold
+        verdicts[config["column"]] = {"method": method, "value": value, "drifted": drifted}
+    return sorted(c for c, v in verdicts.items() if v["drifted"]), {"per_column": verdicts}
+
+
+def _passerelle(ref: Any, cur: Any) -> tuple[list[str], dict[str, Any]]:
+    from passerelle.monitoring.drift import compare
+
+    report = compare(ref, cur)
+    per_column = {
+        c["column"]: {"method": c["test"], "value": c["statistic"], "drifted": c["drifted"]}
+        for c in report.columns
+    }
+    extra = {"per_column": per_column, "multivariate": report.multivariate}
+    return sorted(report.drifted_columns), extra
+
+
+def child(engine: str, rows: int, seed: int) -> None:
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry off
+    sys.path.insert(0, str(HERE))
+    from _drift_data import DRIFTED, frames
+
+    ref, cur = frames(rows, seed)
+    if engine == "evidently":
+        import evidently  # noqa: F401  (imports stay outside the timed part, on both sides)
+
+        run = _evidently
+    else:
+        import scipy.stats  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+
+        import passerelle.monitoring.drift  # noqa: F401
+
+        run = _passerelle
+    data_mib = _status_kib("VmRSS") / 1024
+    _reset_peak()
+    wall, cpu = time.perf_counter(), time.process_time()
+    flagged, extra = run(ref, cur)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = {
+        "engine": engine,
+        "rows": rows,
+        "seed": seed,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "data_rss_mib": round(data_mib, 1),
+        "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1),
+        "process_max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "flagged": flagged,
+        "exact": flagged == sorted(DRIFTED),
+        **extra,
+    }
+    print("RESULT " + json.dumps(result, default=str), flush=True)
+
+
+# -- the driver -----------------------------------------------------------------------------------
+def venv_version() -> str | None:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    code = "import importlib.metadata as m; print(m.version('evidently'))"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def ensure_evidently() -> Path:
+    if venv_version() != EVIDENTLY_VERSION:
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        if not (VENV / "bin" / "python").exists():
+            log(f"creating {VENV}")
+            subprocess.run(["python3", "-m", "venv", str(VENV)], check=True)
+        pip_log = SCRATCH / "evidently-pip.log"
+        log(f"installing evidently=={EVIDENTLY_VERSION} with pip (1-2 min; log: {pip_log})")
+        with open(pip_log, "w") as fh:
+            subprocess.run(
+                [VENV / "bin" / "pip", "install", f"evidently=={EVIDENTLY_VERSION}", "pandas<3"],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if venv_version() != EVIDENTLY_VERSION:
+            raise SystemExit(f"could not install Evidently; see {pip_log}")
+    return VENV / "bin" / "python"
+
+
+def measure(python: Path | str, engine: str, rows: int, seed: int, timeout: int) -> dict[str, Any]:
+    """One measurement in a fresh process (its own session, killed by its id on timeout)."""
+    argv = [str(python), str(Path(__file__).resolve()), "child", engine, str(rows), str(seed)]
+    env = {**os.environ, "DO_NOT_TRACK": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    load = os.getloadavg()[0]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        return {"engine": engine, "rows": rows, "error": f"timed out after {timeout} s"}
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        return {"engine": engine, "rows": rows, "error": err[-2000:]}
+    result = json.loads(line[len("RESULT ") :])
+    result["loadavg_before"] = round(load, 2)
+    return result
+
+
+def _fmt_rows(n: int) -> str:
+    return f"{n:,}"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    by = {(r["engine"], r["rows"]): r for r in results}
+    sizes = sorted({r["rows"] for r in results})
+    lines = [
+        "| rows per side | Evidently | passerelle | faster | Evidently peak RSS | "
+        "passerelle peak RSS | memory | same columns flagged |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for n in sizes:
+        ev, ps = by.get(("evidently", n)), by.get(("passerelle", n))
+        if ps is None or "error" in ps:
+            continue
+        if ev is None or "error" in ev:
+            lines.append(
+                f"| {_fmt_rows(n)} | — | {ps['wall_s']:.2f} s | — | — | "
+                f"{ps['peak_rss_mib']:.0f} MiB | — | passerelle: {', '.join(ps['flagged'])} |"
+            )
+            continue
+        same = "yes" if ev["flagged"] == ps["flagged"] else "NO"
+        lines.append(
+            f"| {_fmt_rows(n)} | {ev['wall_s']:.1f} s | {ps['wall_s']:.2f} s | "
+            f"{ev['wall_s'] / ps['wall_s']:.1f}x | {ev['peak_rss_mib']:.0f} MiB | "
+            f"{ps['peak_rss_mib']:.0f} MiB | {ps['peak_rss_mib'] / ev['peak_rss_mib']:.2f}x | "
+            f"{same} ({', '.join(ps['flagged'])}) |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
+    parser.add_argument("--skip-evidently", action="store_true")
+    args = parser.parse_args()
+    evidently_python = None if args.skip_evidently else ensure_evidently()
+    results = []
+    for rows in args.rows:
+        runs = [("passerelle", sys.executable)]
+        if evidently_python is not None:
+            runs.insert(0, ("evidently", evidently_python))
+        for engine, python in runs:
+            log(f"{engine}, {rows:,} rows per side")
+            result = measure(python, engine, rows, args.seed, args.timeout)
+            if "error" in result:
+                log(f"{engine} failed: {result['error']}")
+            else:
+                log(
+                    f"{engine}: {result['wall_s']} s, peak {result['peak_rss_mib']} MiB, "
+                    f"flagged {', '.join(result['flagged'])}"
+                )
+            results.append(result)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"drift-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    path.write_text(json.dumps({"machine": machine, "results": results}, indent=1, default=str))
+    print(table(results))
+    log(f"raw figures: {path}")
+
+
+if __name__ == "__main__":
+    main()
