@@ -44,6 +44,9 @@ SCRATCH = Path("/tmp/passerelle-bench")
 VENV = SCRATCH / "evidently-venv"
 EVIDENTLY_VERSION = "0.7.23"
 RESULTS = HERE / "results"
+# passerelle runs twice per size: on its own pandas 3 tables (text backed by Arrow), and on text
+# held as Python string objects, the way pandas 2 (which Evidently requires) holds it.
+VARIANTS = {"passerelle": "pandas 3 (Arrow)", "passerelle-objects": "Python objects"}
 
 
 def log(message: str) -> None:
@@ -103,9 +106,13 @@ def _passerelle(ref: Any, cur: Any) -> tuple[list[str], dict[str, Any]]:
 def child(engine: str, rows: int, seed: int) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry off
     sys.path.insert(0, str(HERE))
-    from _drift_data import DRIFTED, frames
+    from _drift_data import CATEGORICAL, DRIFTED, frames
 
     ref, cur = frames(rows, seed)
+    if engine == "passerelle-objects":  # text held as Python strings, as pandas 2 holds it
+        for frame in (ref, cur):
+            for name in CATEGORICAL:
+                frame[name] = frame[name].astype(object)
     if engine == "evidently":
         import evidently  # noqa: F401  (imports stay outside the timed part, on both sides)
 
@@ -191,35 +198,41 @@ def measure(python: Path | str, engine: str, rows: int, seed: int, timeout: int)
     return result
 
 
-def _fmt_rows(n: int) -> str:
-    return f"{n:,}"
-
-
 def table(results: list[dict[str, Any]]) -> str:
+    """Markdown: times, peaks, the memory the report itself added (peak minus what the process
+    held before it: libraries and tables), and the ratios (above 1 for speed favours passerelle,
+    below 1 for memory)."""
     by = {(r["engine"], r["rows"]): r for r in results}
     sizes = sorted({r["rows"] for r in results})
     lines = [
-        "| rows per side | Evidently | passerelle | faster | Evidently peak RSS | "
-        "passerelle peak RSS | memory | same columns flagged |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| rows per side | passerelle's text columns | Evidently | passerelle | faster | "
+        "Evidently peak RSS (added) | passerelle peak RSS (added) | peak ratio | "
+        "same columns flagged |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+
+    def mem(r: dict[str, Any]) -> str:
+        return f"{r['peak_rss_mib']:.0f} MiB ({r['peak_rss_mib'] - r['data_rss_mib']:.0f})"
+
     for n in sizes:
-        ev, ps = by.get(("evidently", n)), by.get(("passerelle", n))
-        if ps is None or "error" in ps:
-            continue
-        if ev is None or "error" in ev:
+        ev = by.get(("evidently", n))
+        for engine, text in VARIANTS.items():
+            ps = by.get((engine, n))
+            if ps is None or "error" in ps:
+                continue
+            flagged = ", ".join(ps["flagged"])
+            if ev is None or "error" in ev:
+                lines.append(
+                    f"| {n:,} | {text} | — | {ps['wall_s']:.2f} s | — | — | {mem(ps)} | — "
+                    f"| {flagged} |"
+                )
+                continue
+            same = "yes" if ev["flagged"] == ps["flagged"] else "NO"
             lines.append(
-                f"| {_fmt_rows(n)} | — | {ps['wall_s']:.2f} s | — | — | "
-                f"{ps['peak_rss_mib']:.0f} MiB | — | passerelle: {', '.join(ps['flagged'])} |"
+                f"| {n:,} | {text} | {ev['wall_s']:.1f} s | {ps['wall_s']:.2f} s | "
+                f"{ev['wall_s'] / ps['wall_s']:.1f}x | {mem(ev)} | {mem(ps)} | "
+                f"{ps['peak_rss_mib'] / ev['peak_rss_mib']:.2f} | {same} ({flagged}) |"
             )
-            continue
-        same = "yes" if ev["flagged"] == ps["flagged"] else "NO"
-        lines.append(
-            f"| {_fmt_rows(n)} | {ev['wall_s']:.1f} s | {ps['wall_s']:.2f} s | "
-            f"{ev['wall_s'] / ps['wall_s']:.1f}x | {ev['peak_rss_mib']:.0f} MiB | "
-            f"{ps['peak_rss_mib']:.0f} MiB | {ps['peak_rss_mib'] / ev['peak_rss_mib']:.2f}x | "
-            f"{same} ({', '.join(ps['flagged'])}) |"
-        )
     return "\n".join(lines)
 
 
@@ -232,11 +245,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     parser.add_argument("--skip-evidently", action="store_true")
+    parser.add_argument("--report", metavar="FILE", help="print the table of a saved run")
     args = parser.parse_args()
+    if args.report:
+        print(table(json.loads(Path(args.report).read_text())["results"]))
+        return
     evidently_python = None if args.skip_evidently else ensure_evidently()
     results = []
     for rows in args.rows:
-        runs = [("passerelle", sys.executable)]
+        runs = [(engine, sys.executable) for engine in VARIANTS]
         if evidently_python is not None:
             runs.insert(0, ("evidently", evidently_python))
         for engine, python in runs:
