@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pass
     else:
         mount_ui(app)
+        from passerelle.monitoring.drift.pages import router as drift_pages
+
+        app.include_router(drift_pages)
     return app
 
 

@@ -48,6 +48,12 @@ def test_drift_of_live_traffic_through_api_sdk_and_cli(deployed: Deployed, tmp_p
     assert set(frame["column"]) == {"age", "income", "output"}
     assert frame.set_index("column").loc["income", "flagged_by"].startswith("ks")
 
+    page = deployed.http.get("/endpoints/churn/drift", params={"since": "24h"})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "Drifted: income" in page.text and "(prediction)" in page.text
+    assert page.text.count('class="plotly-figure"') >= 3  # over time and distributions
+    assert "<script>" not in page.text  # drawn by the static script: the page CSP holds
+
     server = LiveServer(deployed.app).start()
     try:
         runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
@@ -145,6 +151,8 @@ def test_bad_input_is_refused_and_writes_nothing(deployed: Deployed, tmp_path) -
     assert err.value.field == "window"
     missing = http.get("/api/v1/endpoints/nobody/drift")
     assert missing.status_code == 404
+    page = http.get("/endpoints/churn/drift", params={"since": "0h"})
+    assert page.status_code == 422 and "since must be longer than zero" in page.text
     assert deployed.monitoring_objects() == before  # nothing written by any of them
 
     server = LiveServer(deployed.app).start()
