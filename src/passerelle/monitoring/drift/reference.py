@@ -79,10 +79,10 @@ def save_reference(
 
 
 def load_reference(store: ObjectStore, endpoint_id: int) -> tuple[pa.Table, dict[str, Any]] | None:
-    key = f"{folder(endpoint_id)}/reference.parquet"
-    if key not in store.list_named(folder(endpoint_id) + "/"):
+    try:  # one read, not a listing of the endpoint's folder (its window summaries are many)
+        return read_with_meta(store, f"{folder(endpoint_id)}/reference.parquet")
+    except FileNotFoundError:
         return None
-    return read_with_meta(store, key)
 
 
 def kinds_digest(kinds: dict[str, str]) -> str:
