@@ -103,9 +103,77 @@ def _passerelle(ref: Any, cur: Any) -> tuple[list[str], dict[str, Any]]:
     return sorted(report.drifted_columns), extra
 
 
+def _through_the_log(rows: int, seed: int) -> None:
+    """The server's path: the current table as a day of inference log parts (written before the
+    timer starts), drift over 24 hourly windows read with DuckDB and cached, then the same query
+    again, the reference's profile and every window read from their cached summaries."""
+    import tempfile
+
+    import duckdb  # noqa: F401  (imports stay outside the timed part)
+    import numpy as np
+    import pyarrow as pa
+    import scipy.stats  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    from _drift_data import DRIFTED, columns
+
+    from passerelle.core.store import ObjectStore
+    from passerelle.monitoring.drift.compare import evaluate
+    from passerelle.monitoring.drift.defaults import infer_kinds
+    from passerelle.monitoring.drift.reference import load_profile, table_digest
+    from passerelle.monitoring.drift.service import _merge
+    from passerelle.monitoring.drift.windows import bounds, summarise_windows
+
+    ref, cur = columns(rows, seed)
+    folder = Path(tempfile.mkdtemp(prefix="drift-log-"))
+    store = ObjectStore(str(folder / "store"), spool_dir=folder / "spool")
+    day, hour = 1_699_920_000_000, 3_600_000  # 2023-11-14 00:00 UTC
+    ts = day + np.sort(np.random.default_rng(seed).integers(0, 24 * hour, rows))
+    table = pa.table(
+        {"route": pa.array(["primary"] * rows), "status": pa.array(["ok"] * rows), "ts": ts}
+        | {f"input.{k}": v for k, v in cur.items()}
+    )
+    for i in range(24):  # one part per hour, as compaction writes them at this traffic
+        part = table.slice(i * rows // 24, (i + 1) * rows // 24 - i * rows // 24)
+        store.put_named_table(f"inference/endpoint=bench/date=2023-11-14/part-{i}.parquet", part)
+    del table, cur
+    reference = pa.table(ref)
+    del ref
+    digest, kinds = table_digest(reference), infer_kinds(reference)
+    spans = bounds(day, day + 24 * hour, hour)
+    data_mib = _status_kib("VmRSS") / 1024
+    _reset_peak()
+
+    def query() -> tuple[list[str], float]:
+        started = time.perf_counter()
+        # the first query profiles the reference and stores it; the second reads it back
+        profile, base = load_profile(store, 1, reference, digest, kinds)
+        found = summarise_windows(store, "bench", profile, base, spans, day + 48 * hour)
+        merged, n, sample = _merge(found)
+        report = evaluate(profile, merged, None, current_rows=n, current_sample=sample)
+        return sorted(report.drifted_columns), time.perf_counter() - started
+
+    flagged, first = query()
+    peak = _status_kib("VmHWM") / 1024
+    _, cached = query()
+    result = {
+        "engine": "passerelle-log",
+        "rows": rows,
+        "wall_s": round(first, 3),
+        "cached_wall_s": round(cached, 3),
+        "data_rss_mib": round(data_mib, 1),
+        "peak_rss_mib": round(peak, 1),
+        "flagged": flagged,
+        "exact": flagged == sorted(DRIFTED),
+    }
+    print("RESULT " + json.dumps(result, default=str), flush=True)
+
+
 def child(engine: str, rows: int, seed: int) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry off
     sys.path.insert(0, str(HERE))
+    if engine == "passerelle-log":
+        _through_the_log(rows, seed)
+        return
     from _drift_data import CATEGORICAL, DRIFTED, frames
 
     ref, cur = frames(rows, seed)
@@ -233,6 +301,19 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{ev['wall_s'] / ps['wall_s']:.1f}x | {mem(ev)} | {mem(ps)} | "
                 f"{ps['peak_rss_mib'] / ev['peak_rss_mib']:.2f} | {same} ({flagged}) |"
             )
+    logged = [r for r in results if r.get("engine") == "passerelle-log" and "error" not in r]
+    if logged:
+        lines += [
+            "",
+            "| rows in the log (24 hourly windows) | first query (windows read with DuckDB) | "
+            "again (windows cached) | peak RSS (added) | columns flagged |",
+            "|---:|---:|---:|---:|---|",
+        ]
+        lines += [
+            f"| {r['rows']:,} | {r['wall_s']:.2f} s | {r['cached_wall_s']:.2f} s | {mem(r)} | "
+            f"{', '.join(r['flagged'])} |"
+            for r in logged
+        ]
     return "\n".join(lines)
 
 
@@ -246,6 +327,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--report", metavar="FILE", help="print the table of a saved run")
+    parser.add_argument(
+        "--log", action="store_true", help="also measure passerelle through the inference log"
+    )
     args = parser.parse_args()
     if args.report:
         print(table(json.loads(Path(args.report).read_text())["results"]))
@@ -254,6 +338,8 @@ def main() -> None:
     results = []
     for rows in args.rows:
         runs = [(engine, sys.executable) for engine in VARIANTS]
+        if args.log:
+            runs.append(("passerelle-log", sys.executable))
         if evidently_python is not None:
             runs.insert(0, ("evidently", evidently_python))
         for engine, python in runs:
@@ -265,7 +351,7 @@ def main() -> None:
                 log(
                     f"{engine}: {result['wall_s']} s, peak {result['peak_rss_mib']} MiB, "
                     f"flagged {', '.join(result['flagged'])}"
-                )
+                )  # fmt: skip
             results.append(result)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"drift-{time.strftime('%Y%m%d-%H%M%S')}.json"

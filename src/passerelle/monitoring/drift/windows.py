@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ LOG_PREFIX = "inference"
 INPUT = "input."
 TS = "__ts"
 WINDOW_SAMPLE = 1000  # rows kept per window for the multivariate detector
+BATCH_ROWS = 100_000  # rows read from the log at a time
 MAX_WINDOWS = 2000
 DAY_MS = 86_400_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -131,14 +133,14 @@ class LogReader:
             {PREDICTION} if PREDICTION in names else set()
         )
 
-    def read(self, start: int, end: int, columns: list[str]) -> pa.Table:
+    def read(self, start: int, end: int, columns: list[str]) -> Iterator[pa.Table]:
         """Rows answered to callers in ``[start, end)`` (shadow copies and errors left out),
-        oldest first, with ``input.<name>`` renamed ``<name>`` and the time as ``__ts``."""
+        in batches of at most ``BATCH_ROWS`` rows (memory stays bounded however busy the
+        endpoint), with ``input.<name>`` renamed ``<name>`` and the time as ``__ts``."""
         days = {_day(t) for t in range(start - start % DAY_MS, end, DAY_MS)}
         files = [self._path(k) for k in self.parts if k.split("date=", 1)[-1][:10] in days]
         if not files:
-            empty = {c: pa.array([], pa.null()) for c in columns}
-            return pa.table({**empty, TS: pa.array([], pa.int64())})
+            return
         con = self._connection()
         source = f"read_parquet({files!r}, union_by_name = true)"
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
@@ -152,8 +154,11 @@ class LogReader:
             where += " AND route <> 'shadow'"
         if "status" in present:
             where += " AND status = 'ok'"
-        query = f'SELECT {select}, ts AS "{TS}" FROM {source} WHERE {where} ORDER BY ts'
-        return con.sql(query, params=[start, end]).to_arrow_table()
+        query = f'SELECT {select}, ts AS "{TS}" FROM {source} WHERE {where}'
+        reader = con.sql(query, params=[start, end]).to_arrow_reader(BATCH_ROWS)
+        for batch in reader:
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
 
     def close(self) -> None:
         if self._con is not None:
@@ -174,6 +179,37 @@ def _batches(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
         else:
             batches.append([span])
     return batches
+
+
+def _summarise_batch(
+    reader: LogReader, profile: Profile, spans: list[tuple[int, int]]
+) -> list[WindowSummary]:
+    """Summaries of consecutive windows, from one streamed read of their time range: each
+    chunk of rows is split by window and added to that window's (mergeable) summaries."""
+    first, length = spans[0][0], spans[0][1] - spans[0][0]
+    rows = [0] * len(spans)
+    sketches: list[dict[str, Sketch]] = [{} for _ in spans]
+    samples: list[list[pa.Table]] = [[] for _ in spans]
+    for chunk in reader.read(first, spans[-1][1], list(profile.columns)):
+        window_of = (chunk.column(TS).to_numpy() - first) // length
+        chunk = chunk.drop_columns([TS])
+        for w in np.unique(window_of):
+            part = chunk.filter(pa.array(window_of == w))
+            i = int(w)
+            rows[i] += part.num_rows
+            for name, sketch in profile.summarise(part).items():
+                sketches[i][name] = sketch + sketches[i][name] if name in sketches[i] else sketch
+            samples[i].append(_sample(part, WINDOW_SAMPLE, spans[i][0] % 100_003))
+    out = []
+    for i, (start, end) in enumerate(spans):
+        kept = [t for t in samples[i] if t.num_rows]
+        sample = (
+            _sample(pa.concat_tables(kept, promote_options="permissive"), WINDOW_SAMPLE, 1)
+            if kept
+            else pa.table({c: pa.array([], pa.null()) for c in profile.columns})
+        )
+        out.append(WindowSummary(start, end, rows[i], sketches[i], sample, False))
+    return out
 
 
 def summarise_windows(
@@ -202,24 +238,11 @@ def summarise_windows(
     reader = LogReader(store, endpoint)
     try:
         for batch in _batches(missing):
-            table = reader.read(batch[0][0], batch[-1][1], list(profile.columns))
-            ts = table.column(TS).to_numpy() if table.num_rows else np.zeros(0, np.int64)
-            rows = table.drop_columns([TS])
-            for start, end in batch:
-                lo, hi = np.searchsorted(ts, [start, end], side="left")
-                part = rows.slice(lo, hi - lo)
-                summary = WindowSummary(
-                    start,
-                    end,
-                    part.num_rows,
-                    profile.summarise(part) if part.num_rows else {},
-                    _sample(part, WINDOW_SAMPLE, start % 100_003),
-                    False,
-                )
-                if end <= finished_before:
-                    key = window_key(profile_base, end - start, start)
+            for summary in _summarise_batch(reader, profile, batch):
+                if summary.end <= finished_before:
+                    key = window_key(profile_base, summary.end - summary.start, summary.start)
                     put_with_meta(store, key, summary.sample, summary.to_meta())
-                found[start] = summary
+                found[summary.start] = summary
     finally:
         reader.close()
     return [found[start] for start, _ in windows]
