@@ -31,6 +31,7 @@ class Deployed:
     http: TestClient
     client: Client
     train: pd.DataFrame
+    dataset_id: str
 
     @property
     def endpoint_id(self) -> int:
@@ -52,7 +53,7 @@ def deployed(app: FastAPI, settings, tmp_path, monkeypatch) -> Iterator[Deployed
     train = features(300, seed=1)
     y = (train["income"] > 50).astype(int)
     with psl.start_run(experiment="churn", client=client, capture_lineage=False) as run:
-        run.log_dataset(train.assign(churned=y), name="train", context="training")
+        logged = run.log_dataset(train.assign(churned=y), name="train", context="training")
         uri = psl.log_model(LogisticRegression().fit(train, y), "model", input_example=train[:5])
     psl.register_model(uri, name="churn", client=client)
     with TestClient(app, raise_server_exceptions=False) as http:
@@ -60,5 +61,5 @@ def deployed(app: FastAPI, settings, tmp_path, monkeypatch) -> Iterator[Deployed
             "/api/v1/endpoints/churn/deployments", json={"action": "deploy", "version": 1}
         )
         assert r.status_code == 200, r.text
-        yield Deployed(app, http, client, train)
+        yield Deployed(app, http, client, train, logged["id"])
     client.close()

@@ -129,7 +129,11 @@ def test_finished_windows_are_cached_and_never_recomputed(deployed: Deployed) ->
 
 def test_bad_input_is_refused_and_writes_nothing(deployed: Deployed, tmp_path) -> None:
     http = deployed.http
-    psl.reference("churn", data=deployed.train, client=deployed.client)
+    from_dataset = psl.reference("churn", dataset=deployed.dataset_id, client=deployed.client)
+    assert from_dataset.source["kind"] == "dataset" and from_dataset.rows == 300
+    uploaded = psl.reference("churn", data=deployed.train, client=deployed.client)
+    assert uploaded.source == {"kind": "upload"} and uploaded.has_predictions
+    assert deployed.http.get("/api/v1/endpoints/churn/drift/reference").json()["rows"] == 300
     deployed.predict(features(50, seed=3))
     before = deployed.monitoring_objects()
 
@@ -149,6 +153,12 @@ def test_bad_input_is_refused_and_writes_nothing(deployed: Deployed, tmp_path) -
     with pytest.raises(InvalidInput) as err:
         psl.drift("churn", window="0s", client=deployed.client)
     assert err.value.field == "window"
+    both = http.put(
+        "/api/v1/endpoints/churn/drift/reference", json={"version": 1, "dataset_id": "x"}
+    )
+    assert both.status_code == 422 and both.json()["error"]["field"] == "dataset_id"
+    unknown_version = http.put("/api/v1/endpoints/churn/drift/reference", json={"version": 9})
+    assert unknown_version.status_code == 404
     missing = http.get("/api/v1/endpoints/nobody/drift")
     assert missing.status_code == 404
     page = http.get("/endpoints/churn/drift", params={"since": "0h"})
