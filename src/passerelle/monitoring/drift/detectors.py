@@ -208,7 +208,7 @@ class MissingValues(Detector):
 
 class Range(Detector):
     """Share of current values outside the reference's [minimum, maximum] (numeric): flagged
-    when it reaches ``threshold`` and is significantly above chance at ``alpha``."""
+    when it reaches ``threshold`` and is more than chance explains at ``alpha``."""
 
     test = "range"
     uses_p_value = True

@@ -139,12 +139,19 @@ def missing_values(ref_missing: int, ref_rows: int, cur_missing: int, cur_rows: 
 
 def out_of_range(ref: NumericSketch, cur: NumericSketch) -> tuple[float, float]:
     """Share of current values below the reference's minimum or above its maximum, and the
-    binomial p-value of that many against the share expected by chance, 2 / (n + 1)."""
-    from scipy.stats import binom
+    p-value of that many when both samples come from one distribution.
 
-    m = cur.count
-    if m == 0 or ref.count == 0:
+    The reference's extremes are random too: with ``n`` reference and ``m`` current values
+    drawn alike, the number of current values beyond one extreme is about geometric with ratio
+    ``r = m / (n + m)`` (each further value beyond it is as likely as not, for equal sizes), so
+    the count beyond either extreme reaches ``k`` with probability ``r^k (1 + k (1 - r))``.
+    """
+    m, n = cur.count, ref.count
+    if m == 0 or n == 0:
         return 0.0, 1.0
     k = int(cur.inside[0] + cur.inside[-1])
-    chance = min(2 / (ref.count + 1), 1.0)
-    return k / m, float(binom.sf(k - 1, m, chance)) if k else 1.0
+    if k == 0:
+        return 0.0, 1.0
+    r = m / (n + m)
+    log_p = k * math.log(r) + math.log1p(k * (1 - r))
+    return k / m, min(1.0, math.exp(log_p))
