@@ -117,6 +117,8 @@ def test_categorical_statistics_match_scipy() -> None:
     assert js.statistic == pytest.approx(jensenshannon(r / r.sum(), c / c.sum()), rel=1e-9)
     new = NewCategories().fit(ref).score(cur)
     assert new.drifted and new.statistic == pytest.approx(c[4] / c.sum())
+    psi = PopulationStability().fit(ref)  # the kind is read from the values: categories
+    assert psi.reference_.kind == "categorical" and psi.score(cur).statistic > 0.1
 
 
 def test_range_and_missing_checks() -> None:

@@ -37,7 +37,7 @@ class Detector:
     """Base class: parameters, ``fit`` and the decision rule."""
 
     test: ClassVar[str] = ""
-    kinds: ClassVar[tuple[str, ...]] = ("numeric",)
+    applies_to: ClassVar[tuple[str, ...]] = ("numeric",)  # column kinds it can test
     uses_p_value: ClassVar[bool] = False
     default_threshold: ClassVar[float] = 0.05
 
@@ -61,12 +61,22 @@ class Detector:
     def threshold_(self) -> float:
         return self.default_threshold if self.threshold is None else float(self.threshold)
 
-    def _kind(self) -> str:
-        return getattr(self, "kind", None) or self.kinds[0]
+    def _kind(self, reference: Any) -> str:
+        kind = getattr(self, "kind", None)
+        if kind:
+            return kind
+        if len(self.applies_to) == 1 or isinstance(reference, ColumnProfile):
+            return self.applies_to[0]
+        import pyarrow as pa
+
+        from passerelle.monitoring.drift.defaults import infer_kind
+
+        values = reference if isinstance(reference, pa.Array | pa.ChunkedArray) else None
+        return infer_kind(values if values is not None else pa.array(reference))
 
     def fit(self, reference: Any) -> Detector:
         """Learn the reference: raw values of one column, or its ``ColumnProfile``."""
-        self.reference_: ColumnProfile = as_profile(reference, self._kind())
+        self.reference_: ColumnProfile = as_profile(reference, self._kind(reference))
         return self
 
     def decide(self, statistic: float | None, p_value: float | None) -> bool:
@@ -120,7 +130,7 @@ class PopulationStability(Detector):
     deciles plus its two 1% tails."""
 
     test = "psi"
-    kinds = ("numeric", "categorical")
+    applies_to = ("numeric", "categorical")
     default_threshold = 0.1
 
     def __init__(self, threshold: float | None = None, kind: str | None = None) -> None:
@@ -139,7 +149,7 @@ class ChiSquared(Detector):
     """Chi-squared test of homogeneity (categorical): suits samples up to about 1,000 rows."""
 
     test = "chi2"
-    kinds = ("categorical",)
+    applies_to = ("categorical",)
     uses_p_value = True
 
     def score(self, current: Any) -> DriftScore:
@@ -151,7 +161,7 @@ class JensenShannon(Detector):
     """Jensen-Shannon distance between the category frequencies (categorical). An effect size."""
 
     test = "jensenshannon"
-    kinds = ("categorical",)
+    applies_to = ("categorical",)
     default_threshold = 0.1
 
     def score(self, current: Any) -> DriftScore:
@@ -163,7 +173,7 @@ class NewCategories(Detector):
     """Share of current rows in categories the reference never had."""
 
     test = "new_categories"
-    kinds = ("categorical",)
+    applies_to = ("categorical",)
     default_threshold = 0.01
 
     def score(self, current: Any) -> DriftScore:
@@ -176,7 +186,7 @@ class MissingValues(Detector):
     the chi-squared test of the 2 x 2 table is significant at ``alpha``."""
 
     test = "missing"
-    kinds = ("numeric", "categorical")
+    applies_to = ("numeric", "categorical")
     uses_p_value = True
     default_threshold = 0.1
 

@@ -44,7 +44,7 @@ class DomainClassifier(Detector):
     ``kinds`` (column name to ``numeric`` or ``categorical``; inferred when ``None``)."""
 
     test = "domain_classifier"
-    kinds = ("table",)
+    applies_to = ("table",)
     uses_p_value = True
     default_threshold = 0.55
 
