@@ -203,3 +203,14 @@ def test_a_reference_with_no_rows_is_refused() -> None:
 def test_holm_adjustment() -> None:
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([]) == []
+
+
+def test_domain_classifier_catches_a_broken_correlation_no_column_shows() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(0, 1, 3000)
+    ref = pd.DataFrame({"x": x, "y": 0.9 * x + rng.normal(0, np.sqrt(1 - 0.81), 3000)})
+    cur = pd.DataFrame({"x": rng.normal(0, 1, 3000), "y": rng.normal(0, 1, 3000)})
+    report = compare(ref, cur)
+    assert report.drifted_columns == []  # each column keeps its distribution
+    assert report.multivariate is not None and report.multivariate["drifted"]
+    assert report.multivariate["statistic"] > 0.7

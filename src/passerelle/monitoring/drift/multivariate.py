@@ -101,8 +101,8 @@ class DomainClassifier(Detector):
                 x[name] = pd.Categorical(x[name], categories=levels)
         y = np.r_[np.zeros(ref.num_rows, int), np.ones(cur.num_rows, int)]
         model = HistGradientBoostingClassifier(
-            max_iter=60,
-            learning_rate=0.1,
+            max_iter=30,
+            learning_rate=0.2,
             max_leaf_nodes=15,
             early_stopping=False,
             categorical_features="from_dtype",
