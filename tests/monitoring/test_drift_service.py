@@ -47,6 +47,11 @@ def test_drift_of_live_traffic_through_api_sdk_and_cli(deployed: Deployed, tmp_p
     frame = report.to_pandas()
     assert set(frame["column"]) == {"age", "income", "output"}
     assert frame.set_index("column").loc["income", "flagged_by"].startswith("ks")
+    psl.reference("churn", data=deployed.train[["income"]], client=deployed.client)
+    narrow = psl.drift("churn", since="1h", multivariate=False, client=deployed.client)
+    assert narrow.raw["skipped"] == {"age": "not in the reference"}
+    assert [c["column"] for c in narrow.columns] == ["income"]
+    psl.reference("churn", version=1, client=deployed.client)
 
     page = deployed.http.get("/endpoints/churn/drift", params={"since": "24h"})
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

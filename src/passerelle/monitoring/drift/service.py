@@ -204,6 +204,8 @@ def drift(
             {c: "not in the inference log" for c in table.column_names if c not in logged}
         )
     candidates = [c for c in table.column_names if c not in skipped]
+    for c in sorted(logged - set(table.column_names) - {PREDICTION}):
+        skipped[c] = "not in the reference"
     kinds, plans = defaults.parse_overrides(
         overrides, defaults.infer_kinds(table.select(candidates))
     )
