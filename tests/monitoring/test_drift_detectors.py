@@ -214,3 +214,31 @@ def test_domain_classifier_catches_a_broken_correlation_no_column_shows() -> Non
     assert report.drifted_columns == []  # each column keeps its distribution
     assert report.multivariate is not None and report.multivariate["drifted"]
     assert report.multivariate["statistic"] > 0.7
+
+
+def test_degenerate_columns_give_answers_not_errors() -> None:
+    """Constant, all-missing, single-category and boolean columns: a verdict for each."""
+    n = 500
+    ref = pd.DataFrame(
+        {
+            "constant": [3.0] * n,
+            "gaps": [np.nan] * n,
+            "one_level": ["a"] * n,
+            "flag": [True, False] * (n // 2),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "constant": [3.0] * (n - 50) + [4.0] * 50,
+            "gaps": [1.0] * n,
+            "one_level": ["a"] * n,
+            "flag": [True] * n,
+        }
+    )
+    by_name = {c["column"]: c for c in compare(ref, cur).columns}
+    assert by_name["constant"]["drifted"]  # values beyond a constant reference
+    assert by_name["gaps"]["drifted"]  # no longer missing
+    assert not by_name["one_level"]["drifted"]
+    assert by_name["flag"]["kind"] == "categorical" and by_name["flag"]["drifted"]
+    empty = compare(ref, cur.iloc[:0])
+    assert empty.drifted_columns == [] and empty.rows["current"] == 0

@@ -173,6 +173,8 @@ def reference_edges(sorted_values: np.ndarray) -> np.ndarray:
 def sketch_sorted(sorted_values: np.ndarray, edges: np.ndarray, missing: int) -> NumericSketch:
     """Summary of already sorted values (the reference): binary searches of the edges only."""
     n = len(sorted_values)
+    if len(edges) == 0:  # no value at all (a column always missing)
+        return NumericSketch(np.zeros(1, np.int64), np.zeros(0, np.int64), 0.0, 0.0, missing)
     left = np.searchsorted(sorted_values, edges, side="left")
     right = np.searchsorted(sorted_values, edges, side="right")
     inside = np.empty(len(edges) + 1, dtype=np.int64)

@@ -149,7 +149,7 @@ def out_of_range(ref: NumericSketch, cur: NumericSketch) -> tuple[float, float]:
     m, n = cur.count, ref.count
     if m == 0 or n == 0:
         return 0.0, 1.0
-    k = int(cur.inside[0] + cur.inside[-1])
+    k = int(cur.inside[0] + cur.inside[-1]) if len(cur.inside) > 1 else int(cur.inside[0])
     if k == 0:
         return 0.0, 1.0
     r = m / (n + m)
