@@ -242,3 +242,6 @@ def test_degenerate_columns_give_answers_not_errors() -> None:
     assert by_name["flag"]["kind"] == "categorical" and by_name["flag"]["drifted"]
     empty = compare(ref, cur.iloc[:0])
     assert empty.drifted_columns == [] and empty.rows["current"] == 0
+    when = pd.Series(pd.date_range("2026-01-01", periods=n, freq="h"))
+    timed = compare(ref.assign(when=when, tags=[[1]] * n), cur.assign(when=when, tags=[[2]] * n))
+    assert timed.skipped == {"when": "its type is not compared", "tags": "its type is not compared"}

@@ -53,22 +53,28 @@ def as_table(data: Any) -> pa.Table:
     )
 
 
-def infer_kind(column: pa.ChunkedArray | pa.Array) -> str:
-    """Numbers are numeric, except integers with few distinct values (class labels); booleans,
-    text and anything else are categorical."""
+def infer_kind(column: pa.ChunkedArray | pa.Array) -> str | None:
+    """Numbers are numeric, except integers with few distinct values (class labels); text and
+    booleans are categorical; other types (times, lists, binary) are not compared: ``None``."""
     t = column.type
     if pa.types.is_dictionary(t):
-        return "categorical"
+        t = t.value_type
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
         return "numeric"
     if pa.types.is_integer(t):
         distinct = pc.count_distinct(column).as_py()
         return "categorical" if distinct <= MAX_LEVELS_AS_CATEGORIES else "numeric"
-    return "categorical"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
+        return "categorical"
+    if str(t) == "string_view":
+        return "categorical"
+    return None
 
 
 def infer_kinds(table: pa.Table) -> dict[str, str]:
-    return {name: infer_kind(table.column(name)) for name in table.column_names}
+    """Kinds of the columns that can be compared (see ``infer_kind``)."""
+    kinds = {name: infer_kind(table.column(name)) for name in table.column_names}
+    return {name: kind for name, kind in kinds.items() if kind is not None}
 
 
 @dataclass(frozen=True)

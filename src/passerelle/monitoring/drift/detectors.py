@@ -72,7 +72,7 @@ class Detector:
         from passerelle.monitoring.drift.defaults import infer_kind
 
         values = reference if isinstance(reference, pa.Array | pa.ChunkedArray) else None
-        return infer_kind(values if values is not None else pa.array(reference))
+        return infer_kind(values if values is not None else pa.array(reference)) or "categorical"
 
     def fit(self, reference: Any) -> Detector:
         """Learn the reference: raw values of one column, or its ``ColumnProfile``."""

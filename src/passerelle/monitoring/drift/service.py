@@ -206,9 +206,9 @@ def drift(
     candidates = [c for c in table.column_names if c not in skipped]
     for c in sorted(logged - set(table.column_names) - {PREDICTION}):
         skipped[c] = "not in the reference"
-    kinds, plans = defaults.parse_overrides(
-        overrides, defaults.infer_kinds(table.select(candidates))
-    )
+    inferred = defaults.infer_kinds(table.select(candidates))
+    skipped.update({c: "its type is not compared" for c in candidates if c not in inferred})
+    kinds, plans = defaults.parse_overrides(overrides, inferred)
     profile, base = reference.load_profile(store, endpoint.id, table, meta["digest"], kinds)
     summaries = windows.summarise_windows(
         store, endpoint.name, profile, base, spans, now - FINISHED_AFTER_MS
