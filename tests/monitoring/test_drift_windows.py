@@ -27,6 +27,7 @@ def _part(store: ObjectStore, day: str, name: str, rows: list[dict]) -> None:
             "route": [r["route"] for r in rows],
             "input.income": [r["income"] for r in rows],
             "input.plan": [r["plan"] for r in rows],
+            'input.odd" name); --': [r["plan"] for r in rows],  # names are user data
             "output": [int(r["income"] > 50) for r in rows],
             "latency_ms": [1.0] * len(rows),
             "status": [r.get("status", "ok") for r in rows],
@@ -38,10 +39,12 @@ def _part(store: ObjectStore, day: str, name: str, rows: list[dict]) -> None:
 
 def _check_store(store: ObjectStore) -> None:
     rng = np.random.default_rng(0)
+    plans = rng.choice(["a", "b"], 500)
     reference = pa.table(
         {
             "income": rng.normal(50, 10, 500),
-            "plan": rng.choice(["a", "b"], 500),
+            "plan": plans,
+            'odd" name); --': plans,
             "output": [0] * 500,
         }
     )
@@ -62,6 +65,7 @@ def _check_store(store: ObjectStore) -> None:
     )
     assert [(w.rows, w.cached) for w in first] == [(40, False), (1, False)]
     assert first[0].sketches["plan"].counts == {"a": 40}
+    assert first[0].sketches['odd" name); --'].counts == {"a": 40}
     assert first[1].sketches["income"].count == 1 and first[1].sketches["plan"].counts == {"b": 1}
     again = summarise_windows(
         store, "churn", profile, "monitoring/drift/test", spans, T0 + 3 * HOUR

@@ -144,21 +144,23 @@ class LogReader:
         con = self._connection()
         source = f"read_parquet({files!r}, union_by_name = true)"
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-        wanted = {c: (c if c == PREDICTION else INPUT + c) for c in columns}
+        # Column names come from users: quoted as identifiers, and the result's columns are
+        # named positionally, then renamed in Arrow, so no name ever reaches the SQL text raw.
+        sources = [c if c == PREDICTION else INPUT + c for c in columns]
         select = ", ".join(
-            f'"{src}" AS "{name}"' if src in present else f'NULL AS "{name}"'
-            for name, src in ((n, s.replace('"', '""')) for n, s in wanted.items())
+            ('"' + src.replace('"', '""') + '"' if src in present else "NULL") + f" AS c{i}"
+            for i, src in enumerate(sources)
         )
         where = "ts >= ? AND ts < ?"
         if "route" in present:
             where += " AND route <> 'shadow'"
         if "status" in present:
             where += " AND status = 'ok'"
-        query = f'SELECT {select}, ts AS "{TS}" FROM {source} WHERE {where}'
+        query = f"SELECT {select}, ts AS t FROM {source} WHERE {where}"
         reader = con.sql(query, params=[start, end]).to_arrow_reader(BATCH_ROWS)
         for batch in reader:
             if batch.num_rows:
-                yield pa.Table.from_batches([batch])
+                yield pa.Table.from_batches([batch]).rename_columns([*columns, TS])
 
     def close(self) -> None:
         if self._con is not None:
