@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -155,6 +156,10 @@ def test_bad_input_is_refused_and_writes_nothing(deployed: Deployed, tmp_path) -
     with pytest.raises(InvalidInput) as err:
         psl.reference("churn", data=deployed.train.iloc[:0], client=deployed.client)
     assert err.value.field == "reference"
+    twice = pa.table([pa.array([1.0]), pa.array([2.0])], names=["age", "age"])
+    with pytest.raises(InvalidInput) as err:
+        psl.reference("churn", data=twice, client=deployed.client)
+    assert err.value.field == "reference" and "twice" in err.value.message
     with pytest.raises(InvalidInput) as err:
         psl.drift("churn", window="0s", client=deployed.client)
     assert err.value.field == "window"

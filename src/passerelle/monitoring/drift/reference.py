@@ -66,6 +66,9 @@ def save_reference(
         raise InvalidInput("the reference has no rows", field="reference")
     if table.num_columns == 0:
         raise InvalidInput("the reference has no columns", field="reference")
+    twice = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
+    if twice:
+        raise InvalidInput(f"the reference names a column twice: {twice[:5]}", field="reference")
     meta = {
         "source": source,
         "rows": table.num_rows,
