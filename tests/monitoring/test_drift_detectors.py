@@ -243,5 +243,11 @@ def test_degenerate_columns_give_answers_not_errors() -> None:
     empty = compare(ref, cur.iloc[:0])
     assert empty.drifted_columns == [] and empty.rows["current"] == 0
     when = pd.Series(pd.date_range("2026-01-01", periods=n, freq="h"))
-    timed = compare(ref.assign(when=when, tags=[[1]] * n), cur.assign(when=when, tags=[[2]] * n))
-    assert timed.skipped == {"when": "its type is not compared", "tags": "its type is not compared"}
+    ids = [f"customer-{i}" for i in range(n)]
+    extra = {"when": when, "tags": [[1]] * n, "id": ids}
+    timed = compare(ref.assign(**extra), cur.assign(**extra))
+    assert timed.skipped == {
+        "when": "its type (timestamp[us]) is not compared",
+        "tags": "its type (list<item: int64>) is not compared",
+        "id": "an identifier: a distinct value on most rows",
+    }

@@ -191,7 +191,7 @@ def compare(
     sample = _sample(cur.select(shared), MAX_ROWS, 1) if multivariate else None
     report = evaluate(profile, sketches, plans, current_rows=cur.num_rows, current_sample=sample)
     report.skipped = {
-        **{c: "its type is not compared" for c in shared if c not in kinds},
+        **{c: defaults.skip_reason(ref.column(c)) for c in shared if c not in kinds},
         **{c: "not in the current data" for c in ref.column_names if c not in cur.column_names},
     }
     return report

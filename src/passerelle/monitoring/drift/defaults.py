@@ -21,6 +21,7 @@ from passerelle.monitoring.drift.detectors import DETECTORS, Detector
 
 LARGE_SAMPLE = 1000
 MAX_LEVELS_AS_CATEGORIES = 20  # an integer column with this few values is a set of classes
+MIN_IDENTIFIER_LEVELS = 50  # text with more distinct values than this and than half its rows
 DEFAULT_TESTS = {
     ("numeric", False): "ks",
     ("numeric", True): "wasserstein",
@@ -64,11 +65,26 @@ def infer_kind(column: pa.ChunkedArray | pa.Array) -> str | None:
     if pa.types.is_integer(t):
         distinct = pc.count_distinct(column).as_py()
         return "categorical" if distinct <= MAX_LEVELS_AS_CATEGORIES else "numeric"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
+    if pa.types.is_boolean(t):
         return "categorical"
-    if str(t) == "string_view":
-        return "categorical"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or str(t) == "string_view":
+        return None if _identifier_like(column) else "categorical"
     return None
+
+
+def _identifier_like(column: pa.ChunkedArray | pa.Array) -> bool:
+    """Text with a distinct value on most rows (ids, emails): every new row is a new category,
+    which says nothing about drift."""
+    distinct = pc.count_distinct(column).as_py()
+    return distinct > max(MIN_IDENTIFIER_LEVELS, len(column) // 2)
+
+
+def skip_reason(column: pa.ChunkedArray | pa.Array) -> str:
+    """Why ``infer_kind`` leaves a column out."""
+    t = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or str(t) == "string_view":
+        return "an identifier: a distinct value on most rows"
+    return f"its type ({t}) is not compared"
 
 
 def infer_kinds(table: pa.Table) -> dict[str, str]:

@@ -207,7 +207,9 @@ def drift(
     for c in sorted(logged - set(table.column_names) - {PREDICTION}):
         skipped[c] = "not in the reference"
     inferred = defaults.infer_kinds(table.select(candidates))
-    skipped.update({c: "its type is not compared" for c in candidates if c not in inferred})
+    skipped.update(
+        {c: defaults.skip_reason(table.column(c)) for c in candidates if c not in inferred}
+    )
     kinds, plans = defaults.parse_overrides(overrides, inferred)
     profile, base = reference.load_profile(store, endpoint.id, table, meta["digest"], kinds)
     summaries = windows.summarise_windows(
