@@ -63,6 +63,8 @@ _EXPORTS = {
     "add_alert": "passerelle.sdk.monitoring",
     "list_alerts": "passerelle.sdk.monitoring",
     "remove_alert": "passerelle.sdk.monitoring",
+    "reference": "passerelle.sdk.monitoring",
+    "drift": "passerelle.sdk.monitoring",
 }
 
 __all__ = [
@@ -79,6 +81,7 @@ __all__ = [
     "canary_analysis",
     "deploy",
     "download_model",
+    "drift",
     "end_run",
     "feedback",
     "feedback_many",
@@ -102,6 +105,7 @@ __all__ = [
     "performance",
     "predict",
     "redact_keys",
+    "reference",
     "register_model",
     "remove_alert",
     "rollback",
@@ -125,8 +129,10 @@ if TYPE_CHECKING:
     from passerelle.sdk.monitoring import (
         add_alert,
         canary_analysis,
+        drift,
         list_alerts,
         performance,
+        reference,
         remove_alert,
         set_canary_policy,
     )

@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from passerelle.core.blobs_api import router as blobs_router
     from passerelle.core.health import router as health_router
     from passerelle.monitoring.api import router as monitoring_router
+    from passerelle.monitoring.drift.api import router as drift_router
     from passerelle.registry.api import router as registry_router
     from passerelle.serving.api import data_router as predictions_router
     from passerelle.serving.api import router as serving_router
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_tracing(app)
     app.include_router(tracing_router)
     app.include_router(monitoring_router)
+    app.include_router(drift_router)
     start_serving(app)
     start_monitoring(app)
     install_operations(app)
@@ -111,6 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from passerelle.monitoring.pages import mount_pages
 
         mount_pages(app)
+        from passerelle.monitoring.drift.pages import router as drift_pages
+
+        app.include_router(drift_pages)
     return app
 
 

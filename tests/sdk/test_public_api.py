@@ -60,6 +60,8 @@ EXPECTED = {
     "add_alert",
     "list_alerts",
     "remove_alert",
+    "reference",
+    "drift",
 }
 
 
