@@ -126,6 +126,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from passerelle.serving.readiness import start_warming
 
     start_warming(app)  # /readyz says ready once every deployed version is loaded
+    # Alerts and canary policies are evaluated while the app serves, not by every app built
+    # (an embedded client, a test) for as long as its process lives.
+    if app.state.settings.monitor_interval > 0:
+        app.state.monitoring.start(app.state.stop_background)
     app.state.tracing.ingester.ensure_started()  # also recovers spans a crash left spooled
     yield
     app.state.tracing.ingester.stop()  # at shutdown: ingest what is spooled, then stop
@@ -186,9 +190,7 @@ def start_monitoring(app: FastAPI) -> None:
         webhook_timeout=settings.monitor_webhook_timeout,
         on_change=app.state.serving.invalidate,
     )
-    app.state.monitoring = scheduler
-    if settings.monitor_interval > 0:
-        scheduler.start(app.state.stop_background)
+    app.state.monitoring = scheduler  # started with the app's lifespan (see _lifespan)
 
 
 def install_operations(app: FastAPI) -> None:

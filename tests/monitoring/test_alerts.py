@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+from fastapi.testclient import TestClient
+
 from passerelle.app import create_app
 from passerelle.core.settings import Settings
 from tests.monitoring._webhook import WebhookReceiver
@@ -153,8 +155,9 @@ def test_the_scheduler_thread_evaluates_in_the_background(settings, tmp_path, se
             _env_file=None,
         )
     )
+    assert fast.state.monitoring.thread is None  # only a serving app evaluates
     try:
-        with WebhookReceiver() as hook:
+        with WebhookReceiver() as hook, TestClient(fast):  # the app's lifespan starts it
             body = {"endpoint": "churn", "metric": "requests", "above": 5, "min_samples": 1}
             assert (
                 served.http.post("/api/v1/alerts", json={**body, "webhook": hook.url}).status_code
