@@ -3,6 +3,8 @@ injected into the served traffic, the webhook received by a local HTTP server.""
 
 from __future__ import annotations
 
+import re
+
 from passerelle.monitoring.drift.figures import granularity
 from tests.cli._helpers import as_json, make_invoke
 from tests.conftest import LiveServer
@@ -54,6 +56,22 @@ def test_a_drift_rule_fires_once_when_drift_is_injected(deployed: Deployed, tmp_
 
         shown = deployed.http.get("/alerts", params={"endpoint": "churn"})
         assert shown.status_code == 200 and "drift.share" in shown.text
+
+        target = tmp_path / "report.html"  # the offline report holds the rules and incidents
+        base = ["--url", server.url, "monitor", "report", "churn", "--since", "2h"]
+        made = invoke(*base, "-o", str(target))
+        assert made.exit_code == 0, made.output
+        html = target.read_text()
+        rules = html.split('id="alert-rules"', 1)[1].split("</table>")[0]
+        assert "drift.share above 0.4" in rules and 'class="drifted">firing' in rules
+        incidents = html.split('id="alert-incidents"', 1)[1].split("</table>")[0]
+        assert "delivered" in incidents
+        table = html.split('id="performance-table"', 1)[1].split("</table>")[0]
+        rows = re.findall(
+            r'v1</td>\s*<td class="num">(\d+)</td>.*?([\d.]+|—)</td>\s*</tr>', table, re.S
+        )
+        assert sum(int(n) for n, _ in rows) == 2400  # every prediction, no label yet
+        assert all(estimate != "—" for _, estimate in rows)  # the estimate stands in for it
     finally:
         server.stop()
 
