@@ -121,8 +121,9 @@ def check_new_rule(
     project: str | None,
     name: str,
 ) -> None:
-    """Run the family's check, if any, on a metric a new rule is about to watch."""
-    name = canonical(name)
+    """Run the family's check, if any, on a metric a new rule is about to watch (an unknown
+    name is left to the rule's creation, which refuses it after checking the endpoint)."""
+    name = ALIASES.get(name, name)
     for prefix, check in _CHECKS.items():
         if name.startswith(prefix):
             check(app_state, session, principal, endpoint, project, name)
