@@ -175,6 +175,11 @@ def test_endpoint_page_charts_traffic_per_minute_and_lists_the_history(
     assert "nothing deployed → v1" in table
     assert "X-Request-Key header only" in html
     assert "<code>POST /v1/endpoints/churn/predict</code>" in html
+    links = html[html.index('id="monitoring-links"') :].split("</p>")[0]
+    assert 'href="/endpoints/churn/drift?project=default"' in links
+    assert 'href="/endpoints/churn/performance?project=default"' in links
+    assert 'href="/alerts?endpoint=churn"' in links
+    assert '<a href="/alerts">Alerts</a>' in html  # the top navigation
 
 
 def test_live_figures_follow_the_window_and_count_errors(

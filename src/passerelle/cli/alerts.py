@@ -28,7 +28,10 @@ def add(
     metric: Annotated[
         str,
         typer.Option(
-            "--metric", "-m", metavar="NAME", help="accuracy, f1, error_rate, latency_p95..."
+            "--metric",
+            "-m",
+            metavar="NAME",
+            help="accuracy, f1, error_rate, latency_p95, drift.share, drift.<column>...",
         ),
     ],
     below: Annotated[

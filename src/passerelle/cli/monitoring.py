@@ -166,6 +166,23 @@ def drift(
     out.print(f"Drifted: {', '.join(drifted)}" if drifted else "No feature drifted.", markup=False)
 
 
+def _performance_for_report(
+    ctx: typer.Context, name: str, since: str, window_ms: int, project: str | None
+) -> dict[str, Any]:
+    """Performance in the drift section's windows; what prevents it (outputs that are not
+    labels, say) is said in the report rather than failing it."""
+    from passerelle.core.errors import InvalidInput
+    from passerelle.sdk.serving import endpoint_path
+
+    params = {"window": str(window_ms), "since": since}
+    if project is not None:
+        params["project"] = project
+    try:
+        return client(ctx).request("GET", endpoint_path(name, "performance"), params=params)
+    except InvalidInput as exc:
+        return {"error": str(exc)}
+
+
 @monitor_app.command("report")
 def report(
     ctx: typer.Context,
@@ -181,12 +198,25 @@ def report(
     project: ProjectOption = None,
 ) -> None:
     """Write one self-contained HTML report (works offline): drift per feature, over time,
-    and reference versus current distributions."""
+    and reference versus current distributions; performance over time per version with the
+    estimate beside it; the alert rules and their incidents."""
     from passerelle.core.ids import now_ms
     from passerelle.monitoring.report import render, write_atomically
 
     body = _fetch(ctx, name, since, window, override, multivariate, project)
-    write_atomically(output, render(body, generated_at=now_ms()))
+    performance = _performance_for_report(ctx, name, since, body["window_ms"], project)
+    rules = client(ctx).request("GET", "/api/v1/alerts", params={"endpoint": name})
+    ids = {r["id"] for r in rules}
+    incidents = [
+        i for i in client(ctx).request("GET", "/api/v1/alerts/incidents") if i["rule_id"] in ids
+    ]
+    page = render(
+        body,
+        generated_at=now_ms(),
+        performance=performance,
+        alerts={"rules": rules, "incidents": incidents},
+    )
+    write_atomically(output, page)
     console().print(f"Report of {body['endpoint']} written to {output}", markup=False)
 
 

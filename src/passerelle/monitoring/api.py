@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from passerelle.core.ids import INT64_MAX
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
-from passerelle.monitoring import alerts, policy, service
+from passerelle.monitoring import alerts, figures, policy, service
 from passerelle.monitoring.schemas import (
     AlertRuleCreate,
     AlertRulePublic,
@@ -125,7 +125,12 @@ def list_alert_rules(
 
 
 @router.post("/api/v1/alerts", response_model=AlertRulePublic, status_code=201)
-def create_alert_rule(body: AlertRuleCreate, session: SessionDep, principal: PrincipalDep):
+def create_alert_rule(
+    body: AlertRuleCreate, request: Request, session: SessionDep, principal: PrincipalDep
+):
+    figures.check_new_rule(
+        request.app.state, session, principal, body.endpoint, body.project, body.metric
+    )
     return json_response(alerts.create_rule(session, principal, body), 201)
 
 

@@ -52,6 +52,7 @@ class FigureContext:
     version: int | None = None
     _loaded: Labelled | None = field(default=None, repr=False)
     _performance: dict[str, Any] | None = field(default=None, repr=False)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # a family's shared work
 
     def loaded(self) -> Labelled:
         if self._loaded is None:
@@ -79,8 +80,10 @@ class FigureContext:
 
 
 FigureProvider = Callable[[FigureContext, str], Figure]
+FigureCheck = Callable[..., None]
 _PROVIDERS: dict[str, FigureProvider] = {}
 _FAMILIES: dict[str, FigureProvider] = {}
+_CHECKS: dict[str, FigureCheck] = {}
 ALIASES = {
     "f1": "f1_macro",
     "precision": "precision_macro",
@@ -96,9 +99,34 @@ def register_figure(name: str, provider: FigureProvider) -> None:
     _PROVIDERS[name] = provider
 
 
-def register_figure_family(prefix: str, provider: FigureProvider) -> None:
-    """Make every name starting with ``prefix`` a figure; the provider gets the full name."""
+def register_figure_family(
+    prefix: str, provider: FigureProvider, check: FigureCheck | None = None
+) -> None:
+    """Make every name starting with ``prefix`` a figure; the provider gets the full name.
+
+    ``check(app_state, session, principal, endpoint, project, name)``, when given, is called
+    as a rule is created and raises ``InvalidInput`` for a name the family cannot compute
+    (a column the endpoint does not have), so a typo is refused instead of never firing.
+    """
     _FAMILIES[prefix] = provider
+    if check is not None:
+        _CHECKS[prefix] = check
+
+
+def check_new_rule(
+    app_state: Any,
+    session: Session,
+    principal: Any,
+    endpoint: str,
+    project: str | None,
+    name: str,
+) -> None:
+    """Run the family's check, if any, on a metric a new rule is about to watch (an unknown
+    name is left to the rule's creation, which refuses it after checking the endpoint)."""
+    name = ALIASES.get(name, name)
+    for prefix, check in _CHECKS.items():
+        if name.startswith(prefix):
+            check(app_state, session, principal, endpoint, project, name)
 
 
 def canonical(name: str) -> str:

@@ -65,7 +65,7 @@ class AlertRuleCreate(Strict):
         min_length=1,
         max_length=200,
         description="A figure name: error_rate, latency_p95, requests, accuracy, f1_macro, "
-        "mae... (see the guide), or one a plug-in registered.",
+        "mae..., drift.share, drift.<column>... (see the guide), or one a plug-in registered.",
     )
     below: float | None = Field(default=None, description="Fire when the figure is below this.")
     above: float | None = Field(default=None, description="Fire when the figure is above this.")

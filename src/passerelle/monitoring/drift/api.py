@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from passerelle.core.errors import InvalidInput
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
+from passerelle.monitoring.drift import figures as _figures  # noqa: F401  (alert figures)
 from passerelle.monitoring.drift import service
 from passerelle.monitoring.drift.schemas import (
     DriftPublic,

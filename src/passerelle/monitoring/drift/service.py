@@ -192,6 +192,26 @@ def drift(
     endpoint, table, meta = get_reference(session, principal, store, runtime, name, project)
     if runtime is not None:
         runtime.log.compact()  # this process's latest predictions are in the parts
+    return drift_of(
+        store, endpoint, table, meta, spans, now, overrides=overrides, multivariate=multivariate
+    )
+
+
+def drift_of(
+    store: ObjectStore,
+    endpoint: Endpoint,
+    table: pa.Table,
+    meta: dict[str, Any],
+    spans: list[tuple[int, int]],
+    now: int,
+    *,
+    overrides: dict[str, Any] | None = None,
+    multivariate: bool = True,
+) -> dict[str, Any]:
+    """Drift of an endpoint's logged traffic in ``spans`` against its reference ``table``:
+    the part shared by the API and by alert rules on drift figures (which resolve the
+    endpoint and the reference themselves)."""
+    window_ms = spans[0][1] - spans[0][0]
     reader = windows.LogReader(store, endpoint.name)
     try:
         logged = reader.columns()

@@ -1,0 +1,82 @@
+"""Alert rules on drift figures: added through the command line, fired once when drift is
+injected into the served traffic, the webhook received by a local HTTP server."""
+
+from __future__ import annotations
+
+import re
+
+from passerelle.monitoring.drift.figures import granularity
+from tests.cli._helpers import as_json, make_invoke
+from tests.conftest import LiveServer
+from tests.monitoring._webhook import WebhookReceiver
+from tests.monitoring.drift_fixtures import Deployed, deployed, features
+
+__all__ = ["deployed"]  # the fixture, imported for pytest
+
+
+def test_a_drift_rule_fires_once_when_drift_is_injected(deployed: Deployed, tmp_path) -> None:
+    scheduler = deployed.app.state.monitoring
+    server = LiveServer(deployed.app).start()
+    try:
+        invoke = make_invoke(tmp_path / "unused")
+
+        def add(metric: str, *args: str):
+            base = ["--url", server.url, "alerts", "add", "churn", "--metric", metric]
+            return invoke(*base, "--window", "1h", "--min-samples", "100", *args)
+
+        bad = add("drift.incme", "--above", "0.2")
+        assert bad.exit_code != 0
+        assert "drift.incme" in bad.output and "drift.income" in bad.output  # names the choices
+        with WebhookReceiver() as hook:
+            share = as_json(add("drift.share", "--above", "0.4", "--webhook", hook.url, "--json"))
+            income = as_json(add("drift.income", "--above", "0.25", "--json"))
+            assert share["metric"] == "drift.share" and income["metric"] == "drift.income"
+
+            deployed.predict(features(50, seed=2))  # under the minimum sample: nothing decided
+            assert scheduler.tick()
+            rule = deployed.http.get(f"/api/v1/alerts/{share['id']}").json()
+            assert rule["state"] == "unknown" and rule["last_samples"] == 50
+
+            deployed.predict(features(350, seed=3))  # clean traffic
+            assert scheduler.tick()
+            rule = deployed.http.get(f"/api/v1/alerts/{share['id']}").json()
+            assert rule["state"] == "ok" and rule["last_value"] == 0.0
+            assert rule["last_samples"] == 400
+            assert hook.received == []
+
+            deployed.predict(features(2000, seed=4, income_shift=30))  # drift injected
+            scheduler.tick()
+            scheduler.tick()  # still drifted: the incident lasts, nothing new is sent
+            assert hook.statuses() == ["firing"]
+            message = hook.received[0]
+            assert message["metric"] == "drift.share" and message["value"] == 0.5  # 1 of 2
+            assert message["samples"] == 2400
+            rule = deployed.http.get(f"/api/v1/alerts/{income['id']}").json()
+            assert rule["state"] == "firing" and rule["last_value"] > 0.25
+
+        shown = deployed.http.get("/alerts", params={"endpoint": "churn"})
+        assert shown.status_code == 200 and "drift.share" in shown.text
+
+        target = tmp_path / "report.html"  # the offline report holds the rules and incidents
+        base = ["--url", server.url, "monitor", "report", "churn", "--since", "2h"]
+        made = invoke(*base, "-o", str(target))
+        assert made.exit_code == 0, made.output
+        html = target.read_text()
+        rules = html.split('id="alert-rules"', 1)[1].split("</table>")[0]
+        assert "drift.share above 0.4" in rules and 'class="drifted">firing' in rules
+        incidents = html.split('id="alert-incidents"', 1)[1].split("</table>")[0]
+        assert "delivered" in incidents
+        table = html.split('id="performance-table"', 1)[1].split("</table>")[0]
+        rows = re.findall(
+            r'v1</td>\s*<td class="num">(\d+)</td>.*?([\d.]+|—)</td>\s*</tr>', table, re.S
+        )
+        assert sum(int(n) for n, _ in rows) == 2400  # every prediction, no label yet
+        assert all(estimate != "—" for _, estimate in rows)  # the estimate stands in for it
+    finally:
+        server.stop()
+
+
+def test_rule_windows_split_in_cached_drift_windows() -> None:
+    hour, day = 3_600_000, 86_400_000
+    assert granularity(day) == hour and granularity(7 * day) == day
+    assert granularity(hour) == 900_000 and granularity(120_000) == 120_000
