@@ -15,22 +15,11 @@ from passerelle.core.ids import now_ms
 from passerelle.monitoring.report import render, write_atomically
 from tests.conftest import LiveServer
 from tests.monitoring.drift_fixtures import Deployed, deployed, features
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
 
 __all__ = ["deployed"]  # the fixture, imported for pytest
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 15_000
 
 
@@ -50,7 +39,7 @@ def tab(tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
             str(tmp_path / "profile"),
             executable_path=str(CHROMIUM),
             headless=True,
-            args=ARGS,
+            args=CHROMIUM_ARGS,
             env={**os.environ, "HOME": str(tmp_path)},
             viewport={"width": 1400, "height": 900},
         )
