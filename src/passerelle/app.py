@@ -136,6 +136,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = getattr(app.state, "stop_background", None)
     if stop is not None:
         stop.set()
+    thread = getattr(getattr(app.state, "monitoring", None), "thread", None)
+    if thread is not None:  # let an evaluation under way finish before the process exits
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(thread.join, 30)
     serving = getattr(app.state, "serving", None)
     if serving is not None:
         serving.close()

@@ -226,7 +226,12 @@ class ObjectStore:
         )
 
     def read_named_table(self, key: str, columns: list[str] | None = None) -> Any:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # Read into memory first: given a Python file object, Arrow's own threads call back into
+        # Python to read it, and a background thread caught doing so when the interpreter exits
+        # deadlocks the exit (Arrow's thread pool waits for a read that waits for the GIL).
         with self.fs.open(self._named_path(key), "rb") as fh:
-            return pq.read_table(fh, columns=columns)
+            data = fh.read()
+        return pq.read_table(pa.BufferReader(data), columns=columns)

@@ -107,13 +107,11 @@ async def _inputs(request: Request) -> tuple[list[dict[str, Any]], pa.Table | No
         raise InvalidInput('empty request body: send {"inputs": [...]}', field="inputs")
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if ctype in ARROW_TYPES or ctype in PARQUET_TYPES:
-        import io
-
         try:
             if ctype in PARQUET_TYPES:
                 import pyarrow.parquet as pq
 
-                table = pq.read_table(io.BytesIO(raw))
+                table = pq.read_table(pa.BufferReader(raw))
             else:
                 table = pa.ipc.open_stream(raw).read_all()
         except (pa.ArrowInvalid, OSError) as exc:

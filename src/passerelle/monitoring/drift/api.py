@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated
 
 import orjson
@@ -93,7 +92,7 @@ def _table(raw: bytes, kind: str) -> pa.Table:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(io.BytesIO(raw))
+            return pq.read_table(pa.BufferReader(raw))
         return pa.ipc.open_stream(raw).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInput(f"unreadable table: {exc}", field="body") from None

@@ -52,7 +52,7 @@ def table_digest(table: pa.Table) -> str:
 
 def parquet_table(store: ObjectStore, sha256: str, field: str) -> pa.Table:
     try:
-        return pq.read_table(io.BytesIO(store.read_bytes(sha256)))
+        return pq.read_table(pa.BufferReader(store.read_bytes(sha256)))
     except (pa.ArrowInvalid, OSError) as exc:
         message = f"snapshot {sha256[:12]} is not a Parquet table: {exc}"
         raise InvalidInput(message, field=field) from None
