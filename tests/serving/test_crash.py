@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from passerelle.app import create_app
 from passerelle.core.settings import Settings
+from tests._load import AcknowledgedLoad
 from tests.serving._servers import Prepared, Server, clean_env, prepare_home
 
 # Compaction far apart: when the server dies, what it acknowledged is still in its spool, so
@@ -28,17 +27,14 @@ ENV = {"PASSERELLE_LOG_COMPACT_INTERVAL": "600"}
 MIN_ACKNOWLEDGED = 300
 
 
-class Load:
+class Load(AcknowledgedLoad):
     """Client threads sending one- to three-row predictions until told to stop or cut off."""
 
+    what = "predictions"
+
     def __init__(self, url: str, threads: int = 4) -> None:
-        self.url = url
-        self.acknowledged: list[str] = []
+        super().__init__(url, threads)
         self.refused: list[int] = []
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
-        ]
 
     def _run(self, worker: int) -> None:
         with httpx.Client(timeout=30) as http:
@@ -57,23 +53,6 @@ class Load:
                     self.acknowledged.extend(r.json()["prediction_ids"])
                 else:
                     self.refused.append(r.status_code)
-
-    def start(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def wait_for(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acknowledged) < count:
-            assert time.monotonic() < deadline, f"only {len(self.acknowledged)} predictions"
-            time.sleep(0.02)
-
-    def finish(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-        assert not any(t.is_alive() for t in self.threads)
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ it acknowledged is still in its spool: the restarted server must recover it, onc
 from __future__ import annotations
 
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests._load import AcknowledgedLoad
 from tests.serving._servers import Server, clean_env
 from tests.tracing._otlp import PROTOBUF, parse_response, request, span, span_id, trace_id
 
@@ -22,18 +21,17 @@ SPANS_PER_EXPORT = 20
 MIN_ACKNOWLEDGED = 30  # exports, so 600 spans
 
 
-class Exporters:
+class Exporters(AcknowledgedLoad):
     """Threads each sending one trace of ``SPANS_PER_EXPORT`` spans per export, recording the
     trace ids the server acknowledged in full."""
 
-    def __init__(self, url: str, threads: int = 3) -> None:
-        self.url = url
-        self.acknowledged: list[str] = []
-        self.other_answers: list[int] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+    what = "exports"
 
-    def _run(self) -> None:
+    def __init__(self, url: str, threads: int = 3) -> None:
+        super().__init__(url, threads)
+        self.other_answers: list[int] = []
+
+    def _run(self, worker: int) -> None:
         with httpx.Client(timeout=30) as http:
             while not self.stop.is_set():
                 t, root = trace_id(), span_id()
@@ -52,23 +50,6 @@ class Exporters:
                     self.acknowledged.append(t.hex())
                 else:
                     self.other_answers.append(r.status_code)
-
-    def start(self) -> Exporters:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def wait_for(self, count: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acknowledged) < count:
-            assert time.monotonic() < deadline, f"only {len(self.acknowledged)} exports"
-            time.sleep(0.02)
-
-    def finish(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-        assert not any(t.is_alive() for t in self.threads)
 
 
 @pytest.fixture
@@ -105,7 +86,7 @@ def test_sigkill_while_exporting_loses_no_acknowledged_span(tmp_path: Path, serv
     home = tmp_path / "home"
     server = start(home, tmp_path, servers, PASSERELLE_TRACING_INGEST_INTERVAL="600")
     load = Exporters(server.url).start()
-    load.wait_for(MIN_ACKNOWLEDGED)
+    load.wait_for(MIN_ACKNOWLEDGED, timeout=120)
     server.signal(signal.SIGKILL)  # mid-load: exports are in flight as it dies
     assert server.proc.wait(10) == -signal.SIGKILL
     load.finish()
