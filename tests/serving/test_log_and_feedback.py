@@ -104,3 +104,14 @@ def test_shutdown_compacts_the_spool(app, served: Served) -> None:
         for pid in app.state.store.read_named_table(k)["prediction_id"].to_pylist()
     }
     assert set(ids) <= logged
+
+
+def test_the_log_reads_only_the_columns_asked_for(app, served: Served) -> None:
+    served.change(action="deploy", version=1)
+    served.predict([ROW, ROW])
+    log = app.state.serving.log
+    everything = log.read("churn")
+    assert {"input.age", "input.income", "output", "ts"} <= set(everything.column_names)
+    some = log.read("churn", columns=["prediction_id", "output", "no_such_column"])
+    assert set(some.column_names) == {"prediction_id", "output", "ts"}  # ts orders the rows
+    assert some["prediction_id"].to_pylist() == everything["prediction_id"].to_pylist()

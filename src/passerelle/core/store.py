@@ -234,4 +234,8 @@ class ObjectStore:
         # deadlocks the exit (Arrow's thread pool waits for a read that waits for the GIL).
         with self.fs.open(self._named_path(key), "rb") as fh:
             data = fh.read()
-        return pq.read_table(pa.BufferReader(data), columns=columns)
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        if columns is not None:  # only those this table has (parts written at other times differ)
+            names = set(parquet.schema_arrow.names)
+            columns = [c for c in columns if c in names]
+        return parquet.read(columns=columns)

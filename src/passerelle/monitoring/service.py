@@ -42,7 +42,8 @@ class Labelled:
 def load(
     session: Session, log: InferenceLog, endpoint_id: int, name: str, since: int, until: int
 ) -> Labelled:
-    frame = data.predictions_frame(log.read(name, since), since, until)
+    table = log.read(name, since, columns=[*data.LOG_COLUMNS, "proba"])
+    frame = data.predictions_frame(table, since, until)
     frame = frame.with_row_index("row")
     known = serving_feedback.feedback_for(session, endpoint_id, since)
     truth = [

@@ -320,11 +320,17 @@ class InferenceLog:
         return found
 
     def read(
-        self, endpoint: str, since_ms: int | None = None, limit: int | None = None
+        self,
+        endpoint: str,
+        since_ms: int | None = None,
+        limit: int | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table:
-        """Every compacted prediction of ``endpoint`` (after ``since_ms``), oldest first."""
+        """Every compacted prediction of ``endpoint`` (after ``since_ms``), oldest first;
+        ``columns`` (those of them a part has) instead of every column, inputs included."""
         self.compact()
         tables = []
+        wanted = None if columns is None else list(dict.fromkeys([*columns, "ts"]))  # ts: order
         since_day = (
             dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
             if since_ms
@@ -334,7 +340,7 @@ class InferenceLog:
             day = key.split("date=", 1)[1][:10]
             if since_day and day < since_day:
                 continue
-            tables.append(self.store.read_named_table(key))
+            tables.append(self.store.read_named_table(key, columns=wanted))
         if not tables:
             return pa.table({})
         table = concat_parts(tables)
