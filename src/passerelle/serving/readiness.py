@@ -124,8 +124,9 @@ class Warmer:
     def _freeze_heap(self) -> None:
         """A full collection over the start-up heap and the models (hundreds of thousands of
         objects that live as long as the process) stops every request for 0.2-0.5 s, every few
-        thousand requests. Frozen, they are no longer scanned."""
-        gc.collect()
+        thousand requests. Frozen, they are no longer scanned. No collection first: it would be
+        one such pause, just as the process becomes ready (the little start-up garbage frozen
+        with the rest costs less)."""
         gc.freeze()
         self._frozen = True
 
