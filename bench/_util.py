@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -38,12 +39,9 @@ def make_app() -> Any:
 
 
 # -- CPU accounting -----------------------------------------------------------------------------
-def pgid_cpu_s(pgids: list[int]) -> float:
-    """User + system CPU seconds of every live process in the given process groups."""
-    wanted = set(pgids)
-    if not wanted:
-        return 0.0
-    ticks = 0
+def group_processes(pgids: set[int]) -> Iterator[tuple[int, list[str]]]:
+    """``(pid, fields)`` of every live process in the given process groups, ``fields`` being
+    /proc/<pid>/stat after the command name: [2] the group, [11] utime, [12] stime (ticks)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -53,9 +51,13 @@ def pgid_cpu_s(pgids: list[int]) -> float:
         except OSError:
             continue
         rest = stat[stat.rfind(")") + 2 :].split()
-        # rest[2] = pgrp, rest[11] = utime, rest[12] = stime
-        if int(rest[2]) in wanted:
-            ticks += int(rest[11]) + int(rest[12])
+        if int(rest[2]) in pgids:
+            yield int(entry), rest
+
+
+def pgid_cpu_s(pgids: list[int]) -> float:
+    """User + system CPU seconds of every live process in the given process groups."""
+    ticks = sum(int(r[11]) + int(r[12]) for _, r in group_processes(set(pgids)))
     return ticks / CLK
 
 
@@ -78,19 +80,7 @@ def self_cpu_s(children: bool = False) -> float:
 
 def pid_cpu_s(pgid: int) -> dict[int, float]:
     """CPU seconds of each live process in one process group (how work spreads over workers)."""
-    out: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if int(rest[2]) == pgid:
-            out[int(entry)] = (int(rest[11]) + int(rest[12])) / CLK
-    return out
+    return {pid: (int(r[11]) + int(r[12])) / CLK for pid, r in group_processes({pgid})}
 
 
 class Window:

@@ -43,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import clean_env, ensure_venv, free_port, pgid_cpu_s, stop_group, wait_http
+from _util import (
+    clean_env,
+    ensure_venv,
+    free_port,
+    group_processes,
+    pgid_cpu_s,
+    stop_group,
+    wait_http,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOENIX_VERSION = "20.26.1"
@@ -135,19 +143,12 @@ def build_export(traces: int, spans_per_trace: int, seed: int = 7) -> list[bytes
 def group_rss_mb(pgid: int) -> float:
     """Resident memory of every process in a process group, in MiB."""
     pages = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid, _ in group_processes({pgid}):
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-            rest = stat[stat.rfind(")") + 2 :].split()
-            if int(rest[2]) != pgid:
-                continue
-            with open(f"/proc/{entry}/statm") as fh:
+            with open(f"/proc/{pid}/statm") as fh:
                 pages += int(fh.read().split()[1])
         except (OSError, ValueError, IndexError):
-            continue
+            continue  # ended meanwhile
     return pages * PAGE_KB / 1024
 
 
