@@ -70,7 +70,11 @@ def _hermetic_environment() -> Iterator[None]:
         for k in list(os.environ)
         if k.startswith("PASSERELLE_") and not k.startswith("PASSERELLE_TEST_")
     }
+    # Every app under test, in-process or in a child server, refuses database calls on its
+    # event loop's thread: such a call once deadlocked an upload behind a pending commit.
+    os.environ["PASSERELLE_STRICT_EVENT_LOOP"] = "1"
     yield
+    os.environ.pop("PASSERELLE_STRICT_EVENT_LOOP", None)
     os.environ.update(saved)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from passerelle import __version__
 from passerelle.core import auth
-from passerelle.core.db import make_engine, make_session_factory, migrate, session_scope
+from passerelle.core.db import (
+    make_engine,
+    make_session_factory,
+    migrate,
+    refuse_calls_on_this_loop,
+    session_scope,
+)
 from passerelle.core.errors import PasserelleError
 from passerelle.core.settings import Settings
 from passerelle.core.store import ObjectStore
@@ -119,6 +125,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def guard_event_loop(app: FastAPI) -> Callable[[], None]:
+    """Called on the thread of the loop that serves ``app``: with ``strict_event_loop``, every
+    database statement sent from that thread fails from now on (see
+    ``refuse_calls_on_this_loop``). Returns what lifts the ban."""
+    settings = getattr(app.state, "settings", None)
+    if settings is None or not settings.strict_event_loop:
+        return lambda: None
+    return refuse_calls_on_this_loop(app.state.engine)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """On shutdown, stop background work and compact the inference log one last time, so a
@@ -131,7 +147,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.monitor_interval > 0:
         app.state.monitoring.start(app.state.stop_background)
     app.state.tracing.ingester.ensure_started()  # also recovers spans a crash left spooled
+    lift_ban = guard_event_loop(app)
     yield
+    lift_ban()
     app.state.tracing.ingester.stop()  # at shutdown: ingest what is spooled, then stop
     stop = getattr(app.state, "stop_background", None)
     if stop is not None:

@@ -6,7 +6,8 @@ advisory lock on PostgreSQL so that replicas starting together do not race.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,25 @@ def _sqlite_begin_before_savepoint(conn: Any, _name: Any) -> None:
     dbapi_conn = conn.connection.dbapi_connection
     if not dbapi_conn.in_transaction:
         dbapi_conn.execute("BEGIN IMMEDIATE")
+
+
+def refuse_calls_on_this_loop(engine: Engine) -> Callable[[], None]:
+    """Make every statement sent from the running event loop (the server's) fail; return the
+    function that lifts the ban. Call it from a coroutine on that loop.
+
+    A blocking statement on the loop freezes every other request; worse, on SQLite it may wait
+    for a write lock held by a request whose commit is queued behind it on that same loop, until
+    the busy timeout turns it into "database is locked". The ban makes such a call fail at once,
+    in tests, wherever it is.
+    """
+    loop = asyncio.get_running_loop()
+
+    def refuse(*_args: Any) -> None:
+        if asyncio._get_running_loop() is loop:
+            raise RuntimeError("database call on the server's event loop: use run_in_threadpool")
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    return lambda: event.remove(engine, "before_cursor_execute", refuse)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

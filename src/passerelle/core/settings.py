@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         description="SDK tracing: release recorded on every trace (e.g. a git sha or a version).",
     )
 
+    strict_event_loop: bool = Field(
+        default=False,
+        description="Refuse a database call made on the thread of the server's event loop "
+        "(a check for development and tests). Such a call stalls every request in flight, and "
+        "on SQLite it can wait out the lock timeout on a writer whose commit needs that loop.",
+    )
     monitor_interval: float = Field(
         default=30.0,
         ge=0,

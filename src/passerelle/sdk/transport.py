@@ -21,6 +21,7 @@ class InProcessTransport(httpx.BaseTransport):
     def __init__(self, app: Any) -> None:
         # App failures become the same 500 answer a remote client gets, not a raw exception.
         self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        self._app = app
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -32,7 +33,13 @@ class InProcessTransport(httpx.BaseTransport):
                     target=loop.run_forever, name="passerelle-embedded", daemon=True
                 ).start()
                 self._loop = loop
+                asyncio.run_coroutine_threadsafe(self._on_loop_start(), loop).result()
             return self._loop
+
+    async def _on_loop_start(self) -> None:
+        from passerelle.app import guard_event_loop
+
+        guard_event_loop(self._app)  # as a served app's lifespan does
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         loop = self._get_loop()

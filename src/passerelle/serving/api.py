@@ -91,8 +91,12 @@ async def inference_log(
     config = await run_in_threadpool(runtime.config, name, principal)
     table = await run_in_threadpool(runtime.log.read, name, since, min(max(limit, 1), 100_000))
     rows = table.to_pylist()
-    with request.app.state.sessions() as session:
-        known = feedback.feedback_for(session, config["id"])
+
+    def joined_feedback() -> dict:
+        with request.app.state.sessions() as session:
+            return feedback.feedback_for(session, config["id"])
+
+    known = await run_in_threadpool(joined_feedback)
     for row in rows:
         row.update(known.get(row.get("prediction_id"), {}))
     return json_response({"endpoint": name, "rows": rows})

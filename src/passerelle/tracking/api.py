@@ -12,6 +12,7 @@ from passerelle.core.auth import Action
 from passerelle.core.db import session_scope
 from passerelle.core.downloads import verified_download
 from passerelle.core.ids import INT64_MAX, INT64_MIN
+from passerelle.core.store import StoredObject
 from passerelle.core.web import PrincipalDep, SessionDep, SettingsDep, StoreDep, json_response
 from passerelle.tracking import artifacts, datasets, ingest, query, service
 from passerelle.tracking.schemas import (
@@ -210,18 +211,26 @@ async def upload_artifact(
 ):
     """Stream the request body into the store; the run and the path are checked first."""
     sessions = request.app.state.sessions
-    with session_scope(sessions) as session:
-        clean = artifacts.check_artifact_upload(session, principal, run_id, path)
+
+    def check() -> str:
+        with session_scope(sessions) as session:
+            return artifacts.check_artifact_upload(session, principal, run_id, path)
+
+    def record(obj: StoredObject) -> dict:
+        with session_scope(sessions) as session:
+            art = artifacts.record_artifact(session, principal, run_id, clean, obj)
+            return {
+                "path": art.path,
+                "size": art.size,
+                "sha256": art.sha256,
+                "created_at": art.created_at,
+            }
+
+    # The database work runs off the event loop: blocked there, it could wait on the write lock
+    # of a request whose commit is queued behind it on the same loop.
+    clean = await run_in_threadpool(check)
     obj = await store.put_async_chunks(request.stream(), max_bytes=settings.max_artifact_bytes)
-    with session_scope(sessions) as session:
-        art = artifacts.record_artifact(session, principal, run_id, clean, obj)
-        body = {
-            "path": art.path,
-            "size": art.size,
-            "sha256": art.sha256,
-            "created_at": art.created_at,
-        }
-    return json_response(body, 201)
+    return json_response(await run_in_threadpool(record, obj), 201)
 
 
 @router.get("/runs/{run_id}/artifacts/content")
