@@ -168,11 +168,41 @@ def _through_the_log(rows: int, seed: int) -> None:
     print("RESULT " + json.dumps(result, default=str), flush=True)
 
 
+def _floor(rows: int, seed: int) -> None:
+    """The least any report built on this job's libraries holds: the two tables as Arrow (the
+    most compact form of them) and numpy, pyarrow, scipy.stats and scikit-learn imported (which
+    itself imports pandas), before a single statistic is computed."""
+    import gc
+
+    import numpy as np  # noqa: F401
+    import pyarrow as pa
+    import scipy.stats  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    from _drift_data import columns
+
+    libraries = _status_kib("VmRSS") / 1024
+    ref, cur = columns(rows, seed)
+    tables = pa.table(ref), pa.table(cur)
+    del ref, cur
+    gc.collect()
+    result = {
+        "engine": "floor",
+        "rows": rows,
+        "floor_rss_mib": round(_status_kib("VmRSS") / 1024, 1),
+        "libraries_rss_mib": round(libraries, 1),
+        "tables_mib": round(sum(t.nbytes for t in tables) / 2**20, 1),
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+
+
 def child(engine: str, rows: int, seed: int) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry off
     sys.path.insert(0, str(HERE))
     if engine == "passerelle-log":
         _through_the_log(rows, seed)
+        return
+    if engine == "floor":
+        _floor(rows, seed)
         return
     from _drift_data import CATEGORICAL, DRIFTED, frames
 
@@ -301,6 +331,23 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{ev['wall_s'] / ps['wall_s']:.1f}x | {mem(ev)} | {mem(ps)} | "
                 f"{ps['peak_rss_mib'] / ev['peak_rss_mib']:.2f} | {same} ({flagged}) |"
             )
+    floors = [r for r in results if r.get("engine") == "floor" and "error" not in r]
+    if floors:
+        lines += [
+            "",
+            "| rows per side | floor: Arrow tables, numpy, pyarrow, scipy.stats, scikit-learn "
+            "| a third of Evidently's peak | passerelle peak over the floor |",
+            "|---:|---:|---:|---:|",
+        ]
+        for f in floors:
+            ev, ps = by.get(("evidently", f["rows"])), by.get(("passerelle", f["rows"]))
+            third = f"{ev['peak_rss_mib'] / 3:.0f} MiB" if ev and "error" not in ev else "—"
+            over = (
+                f"{ps['peak_rss_mib'] - f['floor_rss_mib']:+.0f} MiB"
+                if ps and "error" not in ps
+                else "—"
+            )
+            lines.append(f"| {f['rows']:,} | {f['floor_rss_mib']:.0f} MiB | {third} | {over} |")
     logged = [r for r in results if r.get("engine") == "passerelle-log" and "error" not in r]
     if logged:
         lines += [
@@ -337,7 +384,7 @@ def main() -> None:
     evidently_python = None if args.skip_evidently else ensure_evidently()
     results = []
     for rows in args.rows:
-        runs = [(engine, sys.executable) for engine in VARIANTS]
+        runs = [(engine, sys.executable) for engine in [*VARIANTS, "floor"]]
         if args.log:
             runs.append(("passerelle-log", sys.executable))
         if evidently_python is not None:
@@ -347,6 +394,8 @@ def main() -> None:
             result = measure(python, engine, rows, args.seed, args.timeout)
             if "error" in result:
                 log(f"{engine} failed: {result['error']}")
+            elif engine == "floor":
+                log(f"floor: {result['floor_rss_mib']} MiB")
             else:
                 log(
                     f"{engine}: {result['wall_s']} s, peak {result['peak_rss_mib']} MiB, "

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from passerelle.monitoring.drift.detectors import Detector, DriftScore
 from passerelle.monitoring.drift.sketches import as_float_array, as_text_array
@@ -18,17 +19,49 @@ from passerelle.monitoring.drift.sketches import as_float_array, as_text_array
 MAX_ROWS = 5000  # per side: enough for an AUC within about 0.01, fast on one core
 
 
-def _frame(table: pa.Table, kinds: dict[str, str]) -> Any:
-    import pandas as pd
+BINS = 64  # quantiles per numeric column: the booster then finds its few distinct values at once
+MAX_LEVELS = 250  # the booster's limit of categories per column; rarer ones count as missing
 
-    data = {}
-    for name, kind in kinds.items():
-        col = table.column(name) if name in table.column_names else pa.nulls(table.num_rows)
+
+def _matrix(ref: pa.Table, cur: pa.Table, kinds: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples stacked as one float matrix the booster takes as is: each numeric column
+    replaced by its quantile bin over the pooled rows, each categorical one by its level's code
+    (commonest first), missing values as NaN; and the mask of categorical columns.
+
+    Binning once here, rather than in each of the booster's fits, and handing it numbers rather
+    than a DataFrame to encode, halves the classifier's time; 64 quantiles keep any shift of a
+    tenth of a deviation visible."""
+    rows = ref.num_rows + cur.num_rows
+    x = np.empty((rows, len(kinds)), dtype=np.float64)
+    categorical = np.zeros(len(kinds), dtype=bool)
+    for j, (name, kind) in enumerate(kinds.items()):
+        sides = [
+            t.column(name) if name in t.column_names else pa.nulls(t.num_rows) for t in (ref, cur)
+        ]
         if kind == "numeric":
-            data[name] = as_float_array(col)
+            values = np.concatenate([as_float_array(c) for c in sides])
+            finite = values[np.isfinite(values)]
+            if len(finite):
+                edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]))
+                binned = np.searchsorted(edges, values, side="right").astype(np.float64)
+                binned[np.isnan(values)] = np.nan
+                values = binned
+            x[:, j] = values
         else:
-            data[name] = pd.Series(as_text_array(col).to_pandas(), dtype="object")
-    return pd.DataFrame(data)
+            text = pa.chunked_array([as_text_array(c) for c in sides]).combine_chunks()
+            encoded = pc.dictionary_encode(text)
+            codes = encoded.indices.to_numpy(zero_copy_only=False)  # NaN where missing
+            known = ~np.isnan(codes)
+            index = codes[known].astype(np.int64)
+            counts = np.bincount(index, minlength=len(encoded.dictionary))
+            rank = np.empty(len(counts), dtype=np.float64)
+            rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+            rank[rank >= MAX_LEVELS] = np.nan
+            out = np.full(rows, np.nan)
+            out[known] = rank[index]
+            x[:, j] = out
+            categorical[j] = True
+    return x, categorical
 
 
 def _sample(table: pa.Table, limit: int, seed: int) -> pa.Table:
@@ -88,31 +121,28 @@ class DomainClassifier(Detector):
         return self._fit_and_score(ref, cur)
 
     def _fit_and_score(self, ref: pa.Table, cur: pa.Table) -> DriftScore:
-        import pandas as pd
         from scipy.stats import mannwhitneyu
         from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import StratifiedKFold
         from threadpoolctl import threadpool_limits
 
-        x = pd.concat([_frame(ref, self.kinds_), _frame(cur, self.kinds_)], ignore_index=True)
-        for name, kind in self.kinds_.items():
-            if kind == "categorical":
-                levels = x[name].value_counts().index[:250]  # the booster's limit of levels
-                x[name] = pd.Categorical(x[name], categories=levels)
+        x, categorical = _matrix(ref, cur, self.kinds_)
         y = np.r_[np.zeros(ref.num_rows, int), np.ones(cur.num_rows, int)]
         model = HistGradientBoostingClassifier(
             max_iter=30,
             learning_rate=0.2,
             max_leaf_nodes=15,
             early_stopping=False,
-            categorical_features="from_dtype",
+            categorical_features=categorical if categorical.any() else None,
             random_state=self.random_state,
         )
         folds = StratifiedKFold(3, shuffle=True, random_state=self.random_state)
+        scores = np.empty(len(y))
         # One OpenMP thread: on a busy machine the booster's threads fight each other (and
         # the server's) and a fit takes ten times longer than on one core.
         with threadpool_limits(1):
-            scores = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+            for train, test in folds.split(x, y):
+                scores[test] = model.fit(x[train], y[train]).predict_proba(x[test])[:, 1]
         u, p = mannwhitneyu(scores[y == 1], scores[y == 0], alternative="greater")
         auc = float(u) / (ref.num_rows * cur.num_rows)
         return self._result(auc, float(p), rows=int(ref.num_rows + cur.num_rows))
