@@ -21,6 +21,8 @@ What it does:
      (per-column tests and checks, and the multivariate domain classifier), on the same pandas
      DataFrames.
 
+   A last process per size holds only the two tables (as Arrow) with numpy, pyarrow,
+   scipy.stats and scikit-learn imported: the floor any report on these libraries starts from.
 3. Reports wall time, CPU time and peak resident memory (the process's high-water mark during
    the report, the tables themselves included on both sides), the columns each flags, and the
    ratios; raw figures go to ``bench/results/drift-<timestamp>.json``.
