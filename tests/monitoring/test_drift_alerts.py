@@ -30,6 +30,7 @@ def test_a_drift_rule_fires_once_when_drift_is_injected(deployed: Deployed, tmp_
         with WebhookReceiver() as hook:
             share = as_json(add("drift.share", "--above", "0.4", "--webhook", hook.url, "--json"))
             income = as_json(add("drift.income", "--above", "0.25", "--json"))
+            together = as_json(add("drift.multivariate", "--above", "0.6", "--json"))
             assert share["metric"] == "drift.share" and income["metric"] == "drift.income"
 
             deployed.predict(features(50, seed=2))  # under the minimum sample: nothing decided
@@ -43,6 +44,8 @@ def test_a_drift_rule_fires_once_when_drift_is_injected(deployed: Deployed, tmp_
             assert rule["state"] == "ok" and rule["last_value"] == 0.0
             assert rule["last_samples"] == 400
             assert hook.received == []
+            rule = deployed.http.get(f"/api/v1/alerts/{together['id']}").json()
+            assert rule["state"] == "ok" and rule["last_value"] < 0.6  # the classifier's AUC
 
             deployed.predict(features(2000, seed=4, income_shift=30))  # drift injected
             scheduler.tick()
@@ -53,6 +56,8 @@ def test_a_drift_rule_fires_once_when_drift_is_injected(deployed: Deployed, tmp_
             assert message["samples"] == 2400
             rule = deployed.http.get(f"/api/v1/alerts/{income['id']}").json()
             assert rule["state"] == "firing" and rule["last_value"] > 0.25
+            rule = deployed.http.get(f"/api/v1/alerts/{together['id']}").json()
+            assert rule["state"] == "firing" and rule["last_value"] > 0.6
 
         shown = deployed.http.get("/alerts", params={"endpoint": "churn"})
         assert shown.status_code == 200 and "drift.share" in shown.text
