@@ -12,6 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from google.protobuf import json_format
+from google.rpc import status_pb2
 
 from passerelle.app import create_app
 from passerelle.core.settings import Settings
@@ -260,6 +262,16 @@ def request_variants(
         yield url_with({}), base_query, {**base_body, "unexpected": value}
 
 
+def otlp_status_problems(resp) -> list[str]:
+    """The OTLP receiver answers errors as the protocol says: a google.rpc.Status (JSON for a
+    JSON export), with a code and a message."""
+    try:
+        status = json_format.Parse(resp.text, status_pb2.Status())
+    except json_format.ParseError as exc:
+        return [f"not a google.rpc.Status: {exc}"]
+    return [] if status.code and status.message else ["a Status without code or message"]
+
+
 def test_garbage_never_gets_a_500_or_another_error_shape(client):
     run = create_run(client, experiment="fuzz")
     client.post(f"/api/v1/runs/{run['id']}/metrics", json={"key": "m", "value": 1})
@@ -291,6 +303,8 @@ def test_garbage_never_gets_a_500_or_another_error_shape(client):
                 problem = None
                 if resp.status_code >= 500 and not (path == "/readyz" and resp.status_code == 503):
                     problem = "server error"
+                elif resp.status_code >= 400 and path == "/v1/traces":
+                    shape = otlp_status_problems(resp)
                 elif resp.status_code >= 400:
                     try:
                         shape = error_shape_problems(resp.json())

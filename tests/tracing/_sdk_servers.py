@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -85,8 +86,10 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         with owner.lock:
             owner.requests.append((self.path, dict(self.headers)))
             status = owner.answers.pop(0) if owner.answers else 200
-        if status != 200:
-            return self._answer(status, b"unavailable" if status >= 500 else b"bad request")
+        if status != 200:  # an OTLP server's refusal: a google.rpc.Status, in protobuf
+            why = "unavailable" if status >= 500 else "bad request"
+            refusal = status_pb2.Status(code=14 if status >= 500 else 3, message=why)
+            return self._answer(status, refusal.SerializeToString(), "application/x-protobuf")
         if self.path == "/v1/traces":
             request = ExportTraceServiceRequest.FromString(body)
             spans = list(_decode(request))

@@ -8,11 +8,29 @@ import shutil
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from google.protobuf import json_format
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from passerelle.app import create_app
 from passerelle.core.settings import Settings
 from tests.tracing._otlp import PROTOBUF, parse_response, request, span, span_id, trace_id
 from tests.tracing.conftest import ADMIN_KEY, Keys
+
+
+def refusal(r) -> tuple[int, str, str | None]:
+    """An OTLP error answer: a google.rpc.Status (protobuf, or JSON for a JSON export), its
+    code, message and the field its BadRequest detail names."""
+    if r.headers["content-type"].startswith("application/json"):
+        status = json_format.Parse(r.text, status_pb2.Status())
+    else:
+        assert r.headers["content-type"] == "application/x-protobuf"
+        status = status_pb2.Status.FromString(r.content)
+    field = None
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        assert detail.Unpack(bad)
+        field = bad.field_violations[0].field
+    return status.code, status.message, field
 
 
 def send(http: TestClient, req, **headers):
@@ -126,14 +144,18 @@ def test_json_encoding_is_answered_in_json(http):
 def test_malformed_protobuf_is_a_400_naming_the_body(http):
     r = http.post("/v1/traces", content=b"\x0a\xff\xff\xff\xff\x0f garbage", headers=PROTOBUF)
     assert r.status_code == 400
-    assert r.json()["error"]["field"] == "body"
-    assert "protobuf" in r.json()["error"]["message"]
+    code, message, field = refusal(r)
+    assert (code, field) == (code_pb2.INVALID_ARGUMENT, "body") and "protobuf" in message
     r = http.post(
         "/v1/traces", content=b"not gzip", headers={**PROTOBUF, "content-encoding": "gzip"}
     )
-    assert r.status_code == 400 and r.json()["error"]["field"] == "body"
+    assert r.status_code == 400 and refusal(r)[2] == "body"
     r = http.post("/v1/traces", content=b"{}", headers={"content-type": "text/plain"})
-    assert r.status_code == 415 and r.json()["error"]["field"] == "content-type"
+    assert r.status_code == 415 and refusal(r)[2] == "content-type"
+    r = http.post("/v1/traces", content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400  # a JSON export is answered a Status in JSON
+    code, message, field = refusal(r)
+    assert (code, field) == (code_pb2.INVALID_ARGUMENT, "body") and message
 
 
 def test_bad_spans_are_refused_one_by_one_and_the_others_kept(http):
@@ -200,9 +222,9 @@ def test_a_100_mb_attribute_is_refused_past_the_body_limit(http):
     body = request(span("huge", t, span_id(), attributes={"input.value": "x" * 100_000_000}))
     r = send(http, body)
     assert r.status_code == 413
-    error = r.json()["error"]
-    assert error["code"] == "payload_too_large" and error["field"] == "body"
-    assert str(64 * 1024 * 1024) in error["message"]
+    code, message, field = refusal(r)
+    assert (code, field) == (code_pb2.RESOURCE_EXHAUSTED, "body")
+    assert str(64 * 1024 * 1024) in message
     assert http.get(f"/api/v1/traces/{t.hex()}").status_code == 404
 
 
@@ -211,9 +233,9 @@ def test_exports_need_a_key_that_may_write(http, keys: Keys):
     r = http.post(
         "/v1/traces", content=req.SerializeToString(), headers={**PROTOBUF, "Authorization": ""}
     )
-    assert r.status_code == 401
+    assert r.status_code == 401 and refusal(r)[0] == code_pb2.UNAUTHENTICATED
     r = send(http, req, Authorization=f"Bearer {keys.viewer}")
-    assert r.status_code == 403
+    assert r.status_code == 403 and refusal(r)[0] == code_pb2.PERMISSION_DENIED
 
 
 def test_an_admin_key_names_the_project_in_a_header(http):
@@ -250,7 +272,7 @@ def test_a_spool_that_cannot_be_written_is_a_retryable_503(http, locked_app):
     t = trace_id()
     r = send(http, request(span("s", t, span_id())))
     assert r.status_code == 503  # OTLP exporters retry 503
-    assert r.json()["error"]["code"] == "unavailable"
+    assert refusal(r)[0] == code_pb2.UNAVAILABLE
     folder.unlink()
     folder.mkdir()
     assert send(http, request(span("s", t, span_id()))).status_code == 200
@@ -277,10 +299,10 @@ def test_gzip_and_chunked_bodies_stop_at_the_limit(tmp_path):
                 "/v1/traces", content=body, headers={**PROTOBUF, "content-encoding": "gzip"}
             )
             assert r.status_code == 413
-            assert "inflated request body is over the limit of 1048576 bytes" in r.text
+            assert "inflated request body is over the limit of 1048576 bytes" in refusal(r)[1]
             raw = req.SerializeToString()
             chunks = (raw[i : i + 65536] for i in range(0, len(raw), 65536))
             r = http.post("/v1/traces", content=chunks, headers=PROTOBUF)  # no length announced
-            assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+            assert r.status_code == 413 and refusal(r)[0] == code_pb2.RESOURCE_EXHAUSTED
     finally:
         app.state.engine.dispose()

@@ -57,7 +57,8 @@ def test_refusals_are_counted_and_logged_once(
         exporter.flush()
     assert exporter.stats().rejected == 4
     assert len(otlp.requests) == 2  # no retry of a 400
-    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].endswith("(400): bad request")  # Status decoded
     otlp.reject_spans = 1  # partial success: the server kept all but one
     emit(tracer, 2)  # one batch
     exporter.flush()

@@ -1,7 +1,9 @@
 """One error type and one JSON error shape for the whole API.
 
 Every failure a client can cause becomes a ``PasserelleError`` (or a subclass) and leaves the server
-as ``{"error": {"code", "message", "field"}}`` with a 4xx status. Nothing else is allowed out.
+as ``{"error": {"code", "message", "field"}}`` with a 4xx status. Nothing else is allowed out,
+except where a protocol fixes the shape: the OTLP receiver answers a ``google.rpc.Status``
+(``core.web.register_error_encoder``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -95,6 +95,32 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 # -- errors ------------------------------------------------------------------------------------
+# An error a route's protocol says how to encode (OTLP answers a google.rpc.Status): the
+# function takes the error and the request's content type, by the route's exact path.
+ErrorEncoder = Callable[[PasserelleError, str | None], Response]
+_error_encoders: dict[str, ErrorEncoder] = {}
+
+
+def register_error_encoder(path: str, encoder: ErrorEncoder) -> None:
+    _error_encoders[path] = encoder
+
+
+def error_response(path: str, content_type: str | None, err: PasserelleError) -> Response:
+    """The error in the shape the path's protocol expects: the JSON error shape by default."""
+    encoder = _error_encoders.get(path)
+    if encoder is not None:
+        return encoder(err, content_type)
+    return json_response(err.to_dict(), err.status)
+
+
+def _scope_error(scope: Scope, err: PasserelleError) -> Response:
+    headers = dict(scope.get("headers") or [])
+    content_type = headers.get(b"content-type")
+    return error_response(
+        scope["path"], content_type.decode("latin-1") if content_type else None, err
+    )
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -102,10 +128,10 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PasserelleError)
-    async def passerelle_error(_: Request, exc: PasserelleError) -> Response:
+    async def passerelle_error(request: Request, exc: PasserelleError) -> Response:
         if exc.status >= 500:
             log.error("server-side failure: %s", exc.message)
-        return json_response(exc.to_dict(), exc.status)
+        return error_response(request.url.path, request.headers.get("content-type"), exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
@@ -166,7 +192,7 @@ class BodyLimitMiddleware:
             err = InvalidInput(
                 f"'{field}' may not contain the NUL character (\\u0000)", field=field
             )
-            await json_response(err.to_dict(), err.status)(scope, receive, send)
+            await _scope_error(scope, err)(scope, receive, send)
             return
         if scope["method"] == "PUT" and any(p.fullmatch(scope["path"]) for p in self.exempt):
             await self.app(scope, receive, send)
@@ -201,7 +227,7 @@ class BodyLimitMiddleware:
             err = InvalidInput(
                 f"'{field}' may not contain the NUL character (\\u0000)", field=field
             )
-            await json_response(err.to_dict(), err.status)(scope, receive, send)
+            await _scope_error(scope, err)(scope, receive, send)
             return
 
         replayed = False
@@ -220,7 +246,7 @@ class BodyLimitMiddleware:
     ) -> None:
         what = f"request body of {size} bytes" if size is not None else "request body"
         err = PayloadTooLarge(f"{what} is over the limit of {self.max_bytes} bytes", field="body")
-        await json_response(err.to_dict(), err.status)(scope, receive, send)
+        await _scope_error(scope, err)(scope, receive, send)
 
 
 def _nul_in_url(scope: Scope) -> str | None:

@@ -13,7 +13,7 @@ from passerelle.core.ids import INT64_MAX
 from passerelle.core.web import PrincipalDep, SessionDep, json_response
 from passerelle.tracing import scores, service, stats
 from passerelle.tracing.costs import Price
-from passerelle.tracing.receiver import PROJECT_HEADER, Receiver
+from passerelle.tracing.receiver import OTLP_PATH, PROJECT_HEADER, Receiver
 from passerelle.tracing.schemas import PriceIn, PricePublic, ScoreBatch, ScoresAccepted
 
 router = APIRouter(tags=["tracing"])
@@ -33,7 +33,7 @@ def _synced(request: Request) -> None:
 
 
 @router.post(
-    "/v1/traces",
+    OTLP_PATH,
     responses={200: {"description": "An OTLP ExportTraceServiceResponse (protobuf or JSON)."}},
 )
 async def receive_traces(request: Request, principal: PrincipalDep) -> Response:

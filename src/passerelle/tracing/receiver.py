@@ -17,12 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from passerelle.core.auth import Action, Principal
 from passerelle.core.errors import InvalidInput, PayloadTooLarge
 from passerelle.core.settings import Settings
+from passerelle.core.web import register_error_encoder
 from passerelle.tracing import otlp
 from passerelle.tracing.ingest import TraceIngester
 from passerelle.tracing.mapping import map_request
 from passerelle.tracing.service import project_for
+from passerelle.tracing.status import otlp_error
 
 PROJECT_HEADER = "x-passerelle-project"
+OTLP_PATH = "/v1/traces"
 log = logging.getLogger("passerelle.tracing")
 
 
@@ -135,4 +138,5 @@ def install(app: FastAPI) -> Receiver:
         max_body_bytes=settings.max_request_bytes,
     )
     app.state.tracing = receiver
+    register_error_encoder(OTLP_PATH, otlp_error)  # 4xx and 5xx answered as google.rpc.Status
     return receiver

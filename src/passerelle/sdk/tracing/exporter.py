@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from passerelle.sdk.tracing.otlp_encode import encode_request, rejected_spans
+from passerelle.sdk.tracing.otlp_encode import encode_request, refusal_message, rejected_spans
 from passerelle.sdk.tracing.sender import Sender, embedded_transport
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ class SpanExporter:
                 "passerelle tracing: the server refused %d spans (%d): %s",
                 n,
                 resp.status_code,
-                resp.text[:300],
+                refusal_message(resp.content, resp.headers.get("content-type", ""))[:300],
             )
             return
         refused, why = rejected_spans(resp.content, resp.headers.get("content-type", ""))

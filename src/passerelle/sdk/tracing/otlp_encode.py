@@ -173,3 +173,23 @@ def rejected_spans(content: bytes, content_type: str) -> tuple[int, str]:
         return 0, ""
     partial = response.partial_success
     return partial.rejected_spans, partial.error_message
+
+
+def refusal_message(content: bytes, content_type: str) -> str:
+    """Why a server refused an export: the message of the ``google.rpc.Status`` an OTLP server
+    answers 4xx and 5xx with, or the body's text when it is not one."""
+    if "json" in content_type:
+        try:
+            body = orjson.loads(content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return body["message"]
+    elif "protobuf" in content_type:
+        from google.rpc import status_pb2
+
+        try:
+            return status_pb2.Status.FromString(content).message
+        except Exception:  # a body that is not a Status: shown as text
+            pass
+    return content.decode("utf-8", "replace")
