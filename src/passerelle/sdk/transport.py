@@ -8,6 +8,7 @@ daemon thread, so it never keeps a notebook or script from exiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -66,7 +67,20 @@ class InProcessTransport(httpx.BaseTransport):
         return httpx.Response(status, headers=headers, content=content, request=request)
 
     def close(self) -> None:
+        """Cancel what still runs on the loop (the micro-batchers' tasks wait there for work),
+        wait for it to end, then stop the loop: a task left pending on a stopped loop is
+        destroyed with a warning when the loop is collected."""
         with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+
+        async def cancel_the_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):  # a loop already gone has nothing left to end
+            asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
