@@ -126,9 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def guard_event_loop(app: FastAPI) -> Callable[[], None]:
-    """Called on the thread of the loop that serves ``app``: with ``strict_event_loop``, every
-    database statement sent from that thread fails from now on (see
-    ``refuse_calls_on_this_loop``). Returns what lifts the ban."""
+    """Called on the loop that serves ``app``: with ``strict_event_loop``, every database
+    statement sent from that loop fails from now on (see ``refuse_calls_on_this_loop``).
+    Returns what lifts the ban."""
     settings = getattr(app.state, "settings", None)
     if settings is None or not settings.strict_event_loop:
         return lambda: None

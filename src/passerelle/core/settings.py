@@ -160,7 +160,7 @@ class Settings(BaseSettings):
 
     strict_event_loop: bool = Field(
         default=False,
-        description="Refuse a database call made on the thread of the server's event loop "
+        description="Refuse a database call made on the server's event loop "
         "(a check for development and tests). Such a call stalls every request in flight, and "
         "on SQLite it can wait out the lock timeout on a writer whose commit needs that loop.",
     )
