@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from passerelle.core.errors import PasserelleError
+from passerelle.tracing import otlp
 from passerelle.tracing.otlp import JSON, PROTOBUF
 
 # The HTTP status decides whether an exporter retries; the code only names the failure.
@@ -42,7 +43,11 @@ def status_of(err: PasserelleError) -> status_pb2.Status:
 def otlp_error(err: PasserelleError, content_type: str | None) -> Response:
     """The Status in JSON for a JSON export, in protobuf for anything else (the OTLP default)."""
     status = status_of(err)
-    if (content_type or "").split(";")[0].strip().lower() == JSON:
+    try:
+        as_json = otlp.media_type(content_type) == "json"
+    except otlp.UnsupportedMediaType:
+        as_json = False  # the refusal of that very content type: in the protocol's default
+    if as_json:
         body = json_format.MessageToJson(status, indent=None).encode()
         return Response(body, status_code=err.status, media_type=JSON)
     return Response(status.SerializeToString(), status_code=err.status, media_type=PROTOBUF)
