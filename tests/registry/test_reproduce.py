@@ -99,7 +99,8 @@ def make_repo(folder: Path, *, uv_project: bool = False) -> Path:
     (repo / ".gitignore").write_text(".venv/\n.passerelle/\n")
     if uv_project:
         # Constrained to this environment's versions: the lock resolves to wheels uv already
-        # holds, so the test needs no package index.
+        # holds, so the runs below install offline. Resolving reads the package index: the
+        # cache that `uv sync --frozen` fills holds wheels, not the index pages a resolution needs.
         pins = [p for p in installed_packages() if not p.startswith("passerelle==")]
         (repo / "pyproject.toml").write_text(
             '[project]\nname = "trainer"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
@@ -111,7 +112,7 @@ def make_repo(folder: Path, *, uv_project: bool = False) -> Path:
         out = subprocess.run(
             ["uv", "lock", "--quiet"],
             cwd=repo,
-            env=_uv_env(**OFFLINE),
+            env=_uv_env(),
             text=True,
             capture_output=True,
         )
