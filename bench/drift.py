@@ -174,8 +174,8 @@ def _through_the_log(rows: int, seed: int) -> None:
 def _floor(rows: int, seed: int) -> None:
     """The least a report on these tables can hold, before a single statistic is computed: the
     bare floor (the two tables as Arrow, their most compact form, made the same way as in every
-    other process, with only numpy and pyarrow imported), then with scipy.special, then with
-    scipy.stats and scikit-learn (which itself imports pandas)."""
+    other process, with numpy and pyarrow imported; pyarrow imports pandas the first time it
+    converts an array), then with scipy.special, then with scipy.stats and scikit-learn."""
     import gc
 
     import numpy as np  # noqa: F401
