@@ -1,4 +1,5 @@
-"""Tables every domain shares: projects and the API keys that grant access to them."""
+"""Tables every domain shares: projects, the API keys that grant access to them, and the leases
+that let one process at a time run a background job across replicas."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ class ApiKey(Base):
     )
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Lease(Base):
+    """Who runs a background job right now; renewed by its holder, taken over once expired."""
+
+    __tablename__ = "monitoring_leases"  # named when monitoring was its only user
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[int] = mapped_column(BigInteger)

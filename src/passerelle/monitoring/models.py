@@ -1,4 +1,4 @@
-"""Monitoring tables: canary policies, alert rules and their incidents, the scheduler's lease.
+"""Monitoring tables: canary policies, alert rules and their incidents.
 
 Endpoints belong to the serving domain: these tables point at them by id (deleted with them)
 and are only ever filled through serving's service functions, never by reading its tables.
@@ -81,13 +81,3 @@ class AlertIncident(Base):
     resolved_notified_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     notify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class Lease(Base):
-    """Who runs a background job right now; renewed by its holder, taken over once expired."""
-
-    __tablename__ = "monitoring_leases"
-
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
-    expires_at: Mapped[int] = mapped_column(BigInteger)

@@ -18,10 +18,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from passerelle.core import lease
 from passerelle.core.auth import Principal, Role
 from passerelle.core.db import session_scope
 from passerelle.core.models import Project
-from passerelle.monitoring import alerts, data, lease, policy
+from passerelle.monitoring import alerts, data, policy
 from passerelle.serving import service as serving
 from passerelle.serving.inference_log import InferenceLog
 

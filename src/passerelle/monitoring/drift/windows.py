@@ -25,6 +25,7 @@ from passerelle.monitoring.drift.compare import PREDICTION, Profile
 from passerelle.monitoring.drift.multivariate import _sample
 from passerelle.monitoring.drift.reference import put_with_meta, read_with_meta
 from passerelle.monitoring.drift.sketches import Sketch, sketch_from_dict
+from passerelle.serving.log_merge import live_parts
 
 LOG_PREFIX = "inference"
 INPUT = "input."
@@ -99,7 +100,7 @@ class LogReader:
 
     def __init__(self, store: ObjectStore, endpoint: str) -> None:
         self.store = store
-        self.parts = store.list_named(f"{LOG_PREFIX}/endpoint={endpoint}/")
+        self.parts = live_parts(store, f"{LOG_PREFIX}/endpoint={endpoint}/")
         self._con: Any = None
 
     def _connection(self) -> Any:

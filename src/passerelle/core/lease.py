@@ -11,7 +11,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from passerelle.monitoring.models import Lease
+from passerelle.core.models import Lease
 
 
 def acquire(session: Session, name: str, holder: str, ttl_ms: int, now: int) -> bool:
