@@ -292,3 +292,17 @@ def test_artifacts_and_datasets_through_the_api_on_s3(tmp_path, database_url, s3
             assert b"TAMPERED" not in resp.content
     finally:
         app.state.engine.dispose()
+
+
+def test_named_tables_footer_and_delete(case: StoreCase):
+    import pyarrow as pa
+
+    key = "inference/endpoint=e/date=2026-12-05/part-1.parquet"
+    table = pa.table({"x": list(range(1000))}).replace_schema_metadata({b"note": b"kept"})
+    case.store.put_named_table(key, table)
+    footer = case.store.read_named_footer(key)
+    assert footer.num_rows == 1000 and footer.metadata[b"note"] == b"kept"
+    assert case.store.list_named("inference/") == [key]
+    case.store.delete_named(key)
+    case.store.delete_named(key)  # already gone: fine
+    assert case.store.list_named("inference/") == []

@@ -225,6 +225,33 @@ class ObjectStore:
             p[len(start) :] if p.startswith(start) else p.split("/named/", 1)[1] for p in paths
         )
 
+    def read_named_footer(self, key: str) -> Any:
+        """The Parquet footer of ``key`` (``pyarrow.parquet.FileMetaData``: rows, schema and
+        key-value metadata), read from the end of the object without reading its data."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self._named_path(key), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(size - 8)
+            tail = fh.read(8)
+            length = int.from_bytes(tail[:4], "little")
+            if tail[4:] != b"PAR1" or length + 12 > size:
+                raise ValueError(f"{key} is not a Parquet file")
+            fh.seek(size - 8 - length)
+            footer = fh.read(length)
+        # the footer alone, framed as a file holding no data: all pyarrow needs to parse it
+        return pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail))
+
+    def delete_named(self, key: str) -> None:
+        """Remove ``key``; already gone is fine (a retried cleanup)."""
+        path = self._named_path(key)
+        if self.is_local:
+            Path(path).unlink(missing_ok=True)
+        elif self.fs.exists(path):
+            self.fs.rm_file(path)
+
     def read_named_table(self, key: str, columns: list[str] | None = None) -> Any:
         import pyarrow as pa
         import pyarrow.parquet as pq
