@@ -170,7 +170,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def start_serving(app: FastAPI) -> None:
     """The inference log (recovering what a crashed process left) and the serving runtime."""
     import contextlib
+    import logging
     import threading
+    import time
 
     from passerelle.serving.inference_log import InferenceLog
     from passerelle.serving.runtime import ServingRuntime
@@ -193,9 +195,16 @@ def start_serving(app: FastAPI) -> None:
     app.state.stop_background = stop
 
     def compact_forever() -> None:
+        merged_at = time.monotonic()
         while not stop.wait(settings.log_compact_interval):
             with contextlib.suppress(Exception):  # logged inside; the loop must not die
                 log.compact()
+            if time.monotonic() - merged_at >= settings.log_merge_interval:
+                merged_at = time.monotonic()
+                try:
+                    log.merge()
+                except Exception:  # the next pass retries; the loop must not die
+                    logging.getLogger(__name__).exception("could not merge inference log parts")
 
     threading.Thread(target=compact_forever, name="passerelle-log-compaction", daemon=True).start()
 

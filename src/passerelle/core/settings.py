@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="Serving: seconds between compactions of the inference log spool into "
         "Parquet parts in the object store.",
     )
+    log_merge_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Serving: seconds between passes that merge a day's small inference log "
+        "parts into larger ones (one replica at a time).",
+    )
     log_fsync: bool = Field(
         default=False,
         description="Serving: fsync the inference log spool on every batch. Off, an "

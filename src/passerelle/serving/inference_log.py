@@ -18,7 +18,10 @@ import base64
 import binascii
 import datetime as dt
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,12 +31,18 @@ import orjson
 import pyarrow as pa
 from sqlalchemy.orm import sessionmaker
 
+from passerelle.core import lease
+from passerelle.core.db import session_scope
+from passerelle.core.ids import now_ms
 from passerelle.core.spool import Spool, read_records, recoverable
 from passerelle.core.store import ObjectStore
+from passerelle.serving.log_merge import live_parts, merge_parts
 
 log = logging.getLogger("passerelle.serving")
 SPOOL_NAME = "inference"
 PREFIX = "inference"
+MERGE_LEASE = "inference-log-merge"
+MERGE_LEASE_MS = 10 * 60_000  # far longer than a pass: a live holder is never taken over
 REDACTED = "***"
 ID_LENGTH = 32
 
@@ -240,6 +249,7 @@ class InferenceLog:
         self.store = store
         self.sessions = sessions
         self._compact_lock = threading.Lock()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def append(self, records: list[dict[str, Any]]) -> None:
         self.spool.append(records)
@@ -258,6 +268,15 @@ class InferenceLog:
                 except Exception:  # keep the file: the next pass retries it
                     log.exception("could not compact %s", path)
             return done
+
+    def merge(self, now: int | None = None) -> int | None:
+        """Merge small parts (see ``log_merge``) if this process holds the merge lease, which
+        it takes or renews here: the number of parts merged, or None when another holds it."""
+        now = now_ms() if now is None else now
+        with session_scope(self.sessions) as session:
+            if not lease.acquire(session, MERGE_LEASE, self.holder, MERGE_LEASE_MS, now):
+                return None
+        return merge_parts(self.store, f"{PREFIX}/", now)
 
     def _compact_file(self, path: Path) -> int:
         rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -302,7 +321,7 @@ class InferenceLog:
             for d in (day, day - dt.timedelta(days=1)):
                 by_day[d.strftime("%Y-%m-%d")].append(pid)
         found: dict[str, int] = {}
-        keys = self.store.list_named(f"{PREFIX}/") if by_day else []
+        keys = live_parts(self.store, f"{PREFIX}/") if by_day else []
         for day, ids in by_day.items():
             wanted = pa.array(sorted(set(ids) - set(found)), pa.string())
             for key in keys:
@@ -336,11 +355,12 @@ class InferenceLog:
             if since_ms
             else None
         )
-        for key in self.store.list_named(f"{PREFIX}/endpoint={endpoint}/"):
+        for key in live_parts(self.store, f"{PREFIX}/endpoint={endpoint}/"):
             day = key.split("date=", 1)[1][:10]
             if since_day and day < since_day:
                 continue
-            tables.append(self.store.read_named_table(key, columns=wanted))
+            part = self.store.read_named_table(key, columns=wanted)
+            tables.append(part.replace_schema_metadata(None))  # a merged part names its sources
         if not tables:
             return pa.table({})
         table = concat_parts(tables)
