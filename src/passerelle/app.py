@@ -147,6 +147,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.monitor_interval > 0:
         app.state.monitoring.start(app.state.stop_background)
     app.state.tracing.ingester.ensure_started()  # also recovers spans a crash left spooled
+    start_log_merging(app)
     lift_ban = guard_event_loop(app)
     yield
     lift_ban()
@@ -170,9 +171,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def start_serving(app: FastAPI) -> None:
     """The inference log (recovering what a crashed process left) and the serving runtime."""
     import contextlib
-    import logging
     import threading
-    import time
 
     from passerelle.serving.inference_log import InferenceLog
     from passerelle.serving.runtime import ServingRuntime
@@ -195,18 +194,31 @@ def start_serving(app: FastAPI) -> None:
     app.state.stop_background = stop
 
     def compact_forever() -> None:
-        merged_at = time.monotonic()
         while not stop.wait(settings.log_compact_interval):
             with contextlib.suppress(Exception):  # logged inside; the loop must not die
                 log.compact()
-            if time.monotonic() - merged_at >= settings.log_merge_interval:
-                merged_at = time.monotonic()
-                try:
-                    log.merge()
-                except Exception:  # the next pass retries; the loop must not die
-                    logging.getLogger(__name__).exception("could not merge inference log parts")
 
     threading.Thread(target=compact_forever, name="passerelle-log-compaction", daemon=True).start()
+
+
+def start_log_merging(app: FastAPI) -> None:
+    """Merge small inference log parts in the background while the server runs (one replica
+    at a time: ``InferenceLog.merge`` takes a lease). Started with the lifespan, as the
+    monitoring scheduler is: an app built for a test or a notebook leaves it to a server."""
+    import logging
+    import threading
+
+    log, stop = app.state.serving.log, app.state.stop_background
+    interval = app.state.settings.log_merge_interval
+
+    def merge_forever() -> None:
+        while not stop.wait(interval):
+            try:
+                log.merge()
+            except Exception:  # the next pass retries; the loop must not die
+                logging.getLogger(__name__).exception("could not merge inference log parts")
+
+    threading.Thread(target=merge_forever, name="passerelle-log-merge", daemon=True).start()
 
 
 def start_monitoring(app: FastAPI) -> None:

@@ -141,25 +141,28 @@ def test_one_process_merges_at_a_time(served: Served) -> None:
     assert log.merge(now + 61_000) == 16  # its lease ran out: this process takes over
 
 
-def test_the_compaction_thread_merges_in_the_background(settings) -> None:
+def test_a_running_server_merges_in_the_background(settings) -> None:
     import pyarrow as pa
+    from fastapi.testclient import TestClient
 
-    quick = settings.model_copy(update={"log_compact_interval": 0.05, "log_merge_interval": 0.1})
+    quick = settings.model_copy(update={"log_merge_interval": 0.1})
     built = _build_app(quick)
     app = next(built)
+    store = app.state.store
+    for i in range(16):  # parts as compaction writes them, from another replica say
+        part = pa.table({"prediction_id": [f"p{i:02d}"], "ts": [1_764_900_000_000 + i]})
+        store.put_named_table(f"{PREFIX}date=2025-12-05/part-{i:02d}.parquet", part)
+    time.sleep(0.5)
+    assert len(store.list_named(PREFIX)) == 16  # an app that is not serving leaves them
     try:
-        store = app.state.store
-        for i in range(16):  # parts as compaction writes them, from another replica say
-            part = pa.table({"prediction_id": [f"p{i:02d}"], "ts": [1_764_900_000_000 + i]})
-            store.put_named_table(f"{PREFIX}date=2025-12-05/part-{i:02d}.parquet", part)
-        deadline = time.monotonic() + 30
-        while len(live_parts(store, PREFIX)) > 1:
-            assert time.monotonic() < deadline, "the parts were never merged"
-            time.sleep(0.05)
+        with TestClient(app):  # serving: its lifespan starts the merging thread
+            deadline = time.monotonic() + 30
+            while len(live_parts(store, PREFIX)) > 1:
+                assert time.monotonic() < deadline, "the parts were never merged"
+                time.sleep(0.05)
         (merged,) = live_parts(store, PREFIX)
         assert store.read_named_table(merged)["prediction_id"].to_pylist() == [
             f"p{i:02d}" for i in range(16)
         ]
     finally:
-        app.state.stop_background.set()
         built.close()

@@ -101,8 +101,8 @@ class Settings(BaseSettings):
     log_merge_interval: float = Field(
         default=60.0,
         gt=0,
-        description="Serving: seconds between passes that merge a day's small inference log "
-        "parts into larger ones (one replica at a time).",
+        description="Serving: seconds between passes, while the server runs, that merge a "
+        "day's small inference log parts into larger ones (one replica at a time).",
     )
     log_fsync: bool = Field(
         default=False,
