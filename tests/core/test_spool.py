@@ -100,3 +100,31 @@ def test_recovery_running_beside_a_live_writer_takes_nothing_from_it(tmp_path: P
     done.set()
     thread.join()
     assert sorted(taken) == list(range(20_000))
+
+
+def test_files_compacted_away_by_another_process_meanwhile_are_skipped(tmp_path: Path) -> None:
+    """Two processes on one home share a spool folder: a sealed file may be compacted and
+    removed by the other between this process's listing and its look at the file."""
+    import threading
+
+    stop = threading.Event()
+
+    def other_process() -> None:
+        i = 0
+        while not stop.is_set():
+            paths = [tmp_path / f"log-{i}-{j}.sealed" for j in range(20)]
+            for path in paths:
+                path.write_bytes(b"{}\n")
+            for path in paths:
+                path.unlink()
+            i += 1
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        for _ in range(3000):
+            for path in recoverable(tmp_path, "log"):
+                assert path.name.startswith("log-")
+    finally:
+        stop.set()
+        thread.join()

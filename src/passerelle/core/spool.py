@@ -114,7 +114,13 @@ def recoverable(directory: Path, name: str) -> list[Path]:
                 os.rename(path, path.with_suffix(SEALED))
         finally:
             os.close(fd)
-    return sorted(directory.glob(f"{name}-*{SEALED}"), key=lambda p: p.stat().st_mtime)
+    sealed = []
+    for path in directory.glob(f"{name}-*{SEALED}"):
+        try:
+            sealed.append((path.stat().st_mtime, path))
+        except FileNotFoundError:  # compacted away by another process sharing the folder
+            continue
+    return [path for _, path in sorted(sealed)]
 
 
 def _remove_if_abandoned(path: Path) -> None:

@@ -18,10 +18,7 @@ import base64
 import binascii
 import datetime as dt
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -249,7 +246,7 @@ class InferenceLog:
         self.store = store
         self.sessions = sessions
         self._compact_lock = threading.Lock()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = lease.new_holder()
 
     def append(self, records: list[dict[str, Any]]) -> None:
         self.spool.append(records)
@@ -265,6 +262,8 @@ class InferenceLog:
             for path in recoverable(self.spool_dir, SPOOL_NAME):
                 try:
                     done += self._compact_file(path)
+                except FileNotFoundError:
+                    continue  # compacted by another process sharing this spool folder
                 except Exception:  # keep the file: the next pass retries it
                     log.exception("could not compact %s", path)
             return done
