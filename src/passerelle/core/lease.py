@@ -7,11 +7,21 @@ first time, so two processes racing on SQLite or PostgreSQL never both win.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from passerelle.core.models import Lease
+
+
+def new_holder() -> str:
+    """This process's name as a lease holder: host and process id, for people reading the
+    table, and a random tail, so two holders in one process never pass for one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def acquire(session: Session, name: str, holder: str, ttl_ms: int, now: int) -> bool:

@@ -9,10 +9,7 @@ loses it after ``monitor_lease_seconds``, and another replica carries on.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +49,7 @@ class MonitorScheduler:
         self.webhook_timeout = webhook_timeout
         self.on_change = on_change
         self.transport = transport  # httpx transport for webhooks (tests, proxies)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = lease.new_holder()
         self.thread: threading.Thread | None = None
 
     def tick(self, now: int | None = None) -> bool:
