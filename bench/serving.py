@@ -516,11 +516,14 @@ def say_cell(name: str, r: dict[str, Any]) -> None:
 
 # -- the inference log ---------------------------------------------------------------------------
 def logged_predictions(home: Path) -> dict[str, int]:
-    """Rows of the endpoint in the compacted Parquet parts, and lines still in spool files."""
-    import pyarrow.parquet as pq
+    """Rows of the endpoint in the compacted Parquet parts (those a merge holds counted once,
+    as the server reads them), and lines still in spool files."""
+    from passerelle.core.store import ObjectStore
+    from passerelle.serving.log_merge import live_parts
 
-    parts = list((home / "artifacts").rglob(f"endpoint={ENDPOINT}/**/*.parquet"))
-    compacted = sum(pq.read_metadata(p).num_rows for p in parts)
+    store = ObjectStore(str(home / "artifacts"), spool_dir=Path(tempfile.mkdtemp()))
+    parts = live_parts(store, f"inference/endpoint={ENDPOINT}/")
+    compacted = sum(store.read_named_footer(key).num_rows for key in parts)
     spooled = 0
     for path in (home / "spool" / "inference").glob("*"):
         if path.suffix in (".spool", ".sealed"):
