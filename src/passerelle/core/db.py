@@ -56,11 +56,31 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    _enter_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _enter_wal(cur: Any, wait_seconds: float = 30.0) -> None:
+    """Switch the file to write-ahead logging. The switch needs the file to itself, and SQLite
+    answers "database is locked" at once, without waiting out the busy timeout, to a connection
+    that tries while others open the same fresh file (replicas starting together). The mode is
+    stored in the file: retry until this connection or another has switched it."""
+    import sqlite3
+    import time
+
+    deadline, pause = time.monotonic() + wait_seconds, 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def _sqlite_begin_before_savepoint(conn: Any, _name: Any) -> None:
