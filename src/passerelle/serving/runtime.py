@@ -137,6 +137,11 @@ class ServingRuntime:
                     "project": project.name if project else "default",
                 }
             self._configs[key] = (time.monotonic(), config)
+        return self._servable(name, config, principal)
+
+    @staticmethod
+    def _servable(name: str, config: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """``config`` once ``principal`` may read it and a version is deployed."""
         from passerelle.core.auth import Action
 
         principal.require(Action.READ, config["project_id"])
@@ -204,7 +209,9 @@ class ServingRuntime:
         cached = self._configs.get((name, principal.project_id))
         if cached is None or time.monotonic() - cached[0] >= REFRESH_SECONDS:
             return None
-        return self.config(name, principal)
+        # the copy read here, not a second lookup: it may expire or be invalidated meanwhile,
+        # and ``config`` would then query the database on the event loop
+        return self._servable(name, cached[1], principal)
 
     def cached_model(self, config: dict[str, Any], version: int) -> LoadedModel | None:
         return self._models.get((config["project_id"], config["model"], version))
