@@ -7,6 +7,7 @@ is not a hex digest. Every read is verified against the digest; a mismatch is an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -246,11 +247,8 @@ class ObjectStore:
 
     def delete_named(self, key: str) -> None:
         """Remove ``key``; already gone is fine (a retried cleanup)."""
-        path = self._named_path(key)
-        if self.is_local:
-            Path(path).unlink(missing_ok=True)
-        elif self.fs.exists(path):
-            self.fs.rm_file(path)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._named_path(key))
 
     def read_named_table(self, key: str, columns: list[str] | None = None) -> Any:
         import pyarrow as pa
