@@ -26,7 +26,7 @@ from passerelle.core.db import make_engine, make_session_factory, migrate
 from passerelle.core.ids import now_ms
 from passerelle.core.store import ObjectStore
 from passerelle.serving.inference_log import InferenceLog
-from passerelle.serving.log_merge import GRACE_MS
+from passerelle.serving.log_parts import GRACE_MS
 
 
 def best_of(work: Callable[[], object], reps: int = 3) -> float:

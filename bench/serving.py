@@ -519,7 +519,7 @@ def logged_predictions(home: Path) -> dict[str, int]:
     """Rows of the endpoint in the compacted Parquet parts (those a merge holds counted once,
     as the server reads them), and lines still in spool files."""
     from passerelle.core.store import ObjectStore
-    from passerelle.serving.log_merge import live_parts
+    from passerelle.serving.log_parts import live_parts
 
     store = ObjectStore(str(home / "artifacts"), spool_dir=Path(tempfile.mkdtemp()))
     parts = live_parts(store, f"inference/endpoint={ENDPOINT}/")

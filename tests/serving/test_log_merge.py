@@ -12,9 +12,9 @@ from passerelle.core import lease
 from passerelle.core.db import session_scope
 from passerelle.core.ids import now_ms
 from passerelle.monitoring.drift.windows import LogReader
-from passerelle.serving import log_merge
+from passerelle.serving import log_parts
 from passerelle.serving.inference_log import MERGE_LEASE
-from passerelle.serving.log_merge import GRACE_MS, live_parts
+from passerelle.serving.log_parts import GRACE_MS, live_parts
 from tests.conftest import _build_app
 from tests.serving.conftest import Served
 
@@ -57,7 +57,7 @@ def test_small_parts_merge_into_one_and_each_prediction_is_read_once(served: Ser
     now = now_ms()
     assert log.merge(now) == 20
     keys = store.list_named(PREFIX)
-    merged = [k for k in keys if log_merge.is_merged(k)]
+    merged = [k for k in keys if log_parts.is_merged(k)]
     assert len(keys) == 21 and len(merged) == 1  # the sources stay for readers that listed them
     assert live_parts(store, PREFIX) == merged
     assert logged_ids(served) == Counter(ids)  # once each, not twice
@@ -87,14 +87,14 @@ def test_a_reader_listing_before_the_merge_and_a_duplicate_merge_read_each_row_o
     now = now_ms()
     log.merge(now)
     # a reader that listed before the merge still finds every part it listed, within the grace
-    assert log_merge.resolve(store, before)[0] == before
+    assert log_parts.resolve(store, before)[0] == before
     assert sum(store.read_named_table(k).num_rows for k in before) == len(ids)
 
     # a second process merged the same parts (a lease taken over from a hung holder): the
     # first merge counts, the second is left out, and a later pass deletes it
     partition = before[0].rsplit("/", 1)[0]
-    assert log_merge._merge_small(store, partition, list(before), now + 1) == len(before)
-    assert len([k for k in store.list_named(PREFIX) if log_merge.is_merged(k)]) == 2
+    assert log_parts._merge_small(store, partition, list(before), now + 1) == len(before)
+    assert len([k for k in store.list_named(PREFIX) if log_parts.is_merged(k)]) == 2
     assert logged_ids(served) == Counter(ids)
     assert rows_through_duckdb(served) == len(ids)
     log.merge(now + 1 + GRACE_MS)
@@ -105,8 +105,8 @@ def test_a_reader_listing_before_the_merge_and_a_duplicate_merge_read_each_row_o
 def test_merged_parts_merge_again_once_settled_and_large_parts_are_left(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(log_merge, "MIN_PARTS", 2)
-    monkeypatch.setattr(log_merge, "TARGET_ROWS", 12)
+    monkeypatch.setattr(log_parts, "MIN_PARTS", 2)
+    monkeypatch.setattr(log_parts, "TARGET_ROWS", 12)
     served.change(action="deploy", version=1)
     store, log = served.app.state.store, served.app.state.serving.log
     large = predict_in_parts(served, 1, rows=12)  # a part at the target already
@@ -122,7 +122,7 @@ def test_merged_parts_merge_again_once_settled_and_large_parts_are_left(
     assert log.merge(now + 1 + GRACE_MS) == 2
     assert logged_ids(served) == Counter(ids)
     live = live_parts(store, PREFIX)
-    assert len(live) == 2 and sum(log_merge.is_merged(k) for k in live) == 1
+    assert len(live) == 2 and sum(log_parts.is_merged(k) for k in live) == 1
     log.merge(now + 2 + 2 * GRACE_MS)
     assert sorted(store.list_named(PREFIX)) == sorted(live)
     assert logged_ids(served) == Counter(ids)

@@ -33,7 +33,7 @@ from passerelle.core.db import session_scope
 from passerelle.core.ids import now_ms
 from passerelle.core.spool import Spool, read_records, recoverable
 from passerelle.core.store import ObjectStore
-from passerelle.serving.log_merge import live_parts, merge_parts
+from passerelle.serving.log_parts import as_text, concat_parts, live_parts, merge_parts
 
 log = logging.getLogger("passerelle.serving")
 SPOOL_NAME = "inference"
@@ -54,12 +54,6 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     out = record.get("output")
     row["output"] = out if not isinstance(out, dict | list) else orjson.dumps(out).decode()
     return row
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
 
 
 def frame_record(
@@ -178,7 +172,7 @@ def _outputs(values: list[Any]) -> pa.Array:
         array = None
     if array is not None and not pa.types.is_nested(array.type):
         return array
-    return pa.array([_as_text(v) if isinstance(v, dict | list) else v for v in values], pa.string())
+    return pa.array([as_text(v) if isinstance(v, dict | list) else v for v in values], pa.string())
 
 
 def _frame_layout(frame: dict[str, Any]) -> tuple[Any, ...]:
@@ -200,39 +194,8 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         try:
             columns[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            columns[name] = pa.array([_as_text(v) for v in values], pa.string())
+            columns[name] = pa.array([as_text(v) for v in values], pa.string())
     return pa.table(columns)
-
-
-def concat_parts(tables: list[pa.Table]) -> pa.Table:
-    """Parts written at different times may type a column differently: numbers widen to
-    float64, anything else that disagrees becomes text."""
-    types: dict[str, set[pa.DataType]] = defaultdict(set)
-    for t in tables:
-        for f in t.schema:
-            if not pa.types.is_null(f.type):
-                types[f.name].add(f.type)
-    target = {}
-    for name, found in types.items():
-        if len(found) == 1:
-            target[name] = next(iter(found))
-        elif all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in found):
-            target[name] = pa.float64()
-        else:
-            target[name] = pa.string()
-    fixed = []
-    for t in tables:
-        for i, f in enumerate(t.schema):
-            want = target.get(f.name)
-            if want is not None and f.type != want:
-                col = t.column(i)
-                if pa.types.is_string(want) and not pa.types.is_string(f.type):
-                    col = pa.array([_as_text(v) for v in col.to_pylist()], pa.string())
-                else:
-                    col = col.cast(want)
-                t = t.set_column(i, f.name, col)
-        fixed.append(t)
-    return pa.concat_tables(fixed, promote_options="permissive")
 
 
 class InferenceLog:
@@ -269,7 +232,7 @@ class InferenceLog:
             return done
 
     def merge(self, now: int | None = None) -> int | None:
-        """Merge small parts (see ``log_merge``) if this process holds the merge lease, which
+        """Merge small parts (see ``log_parts``) if this process holds the merge lease, which
         it takes or renews here: the number of parts merged, or None when another holds it."""
         now = now_ms() if now is None else now
         with session_scope(self.sessions) as session:

@@ -25,7 +25,7 @@ from passerelle.monitoring.drift.compare import PREDICTION, Profile
 from passerelle.monitoring.drift.multivariate import _sample
 from passerelle.monitoring.drift.reference import put_with_meta, read_with_meta
 from passerelle.monitoring.drift.sketches import Sketch, sketch_from_dict
-from passerelle.serving.log_merge import live_parts
+from passerelle.serving.log_parts import live_parts
 
 LOG_PREFIX = "inference"
 INPUT = "input."

@@ -1,4 +1,5 @@
-"""Merging compaction of the inference log: a day's many small Parquet parts become a few.
+"""The inference log's Parquet parts: which to read, how to join them, and merging compaction,
+which turns a day's many small parts into a few.
 
 Compaction writes a part every few seconds per serving process while traffic flows, so a day can
 leave tens of thousands of small parts, and every reader (the log API, feedback lookups, drift
@@ -14,12 +15,15 @@ again only once its own sources are gone, so deleting it later never uncovers th
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
 
 from passerelle.core.store import ObjectStore
 
@@ -43,6 +47,44 @@ _footers: dict[tuple[str, str], Footer] = {}  # parts never change once written:
 _footers_lock = threading.Lock()
 
 
+def as_text(value: Any) -> str | None:
+    """A value as a log text column holds it: text as is, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def concat_parts(tables: list[pa.Table]) -> pa.Table:
+    """Parts written at different times may type a column differently: numbers widen to
+    float64, anything else that disagrees becomes text."""
+    types: dict[str, set[pa.DataType]] = defaultdict(set)
+    for t in tables:
+        for f in t.schema:
+            if not pa.types.is_null(f.type):
+                types[f.name].add(f.type)
+    target = {}
+    for name, found in types.items():
+        if len(found) == 1:
+            target[name] = next(iter(found))
+        elif all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in found):
+            target[name] = pa.float64()
+        else:
+            target[name] = pa.string()
+    fixed = []
+    for t in tables:
+        for i, f in enumerate(t.schema):
+            want = target.get(f.name)
+            if want is not None and f.type != want:
+                col = t.column(i)
+                if pa.types.is_string(want) and not pa.types.is_string(f.type):
+                    col = pa.array([as_text(v) for v in col.to_pylist()], pa.string())
+                else:
+                    col = col.cast(want)
+                t = t.set_column(i, f.name, col)
+        fixed.append(t)
+    return pa.concat_tables(fixed, promote_options="permissive")
+
+
 def is_merged(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(MERGED)
 
@@ -59,7 +101,7 @@ def footer(store: ObjectStore, key: str) -> Footer:
     if found is None:
         meta = store.read_named_footer(key)
         raw = (meta.metadata or {}).get(SOURCES_KEY, b"[]")
-        found = Footer(meta.num_rows, frozenset(json.loads(raw)))
+        found = Footer(meta.num_rows, frozenset(orjson.loads(raw)))
         with _footers_lock:
             if len(_footers) > 100_000:
                 _footers.clear()
@@ -125,8 +167,6 @@ def merge_parts(store: ObjectStore, prefix: str, now_ms: int) -> int:
 
 def _merge_small(store: ObjectStore, partition: str, small: list[str], now_ms: int) -> int:
     """Merge ``small`` (sorted keys of one partition) in groups of up to ``TARGET_ROWS``."""
-    from passerelle.serving.inference_log import concat_parts
-
     done = 0
     while len(small) >= MIN_PARTS:
         group, tables, rows, size = [], [], 0, 0
@@ -142,7 +182,7 @@ def _merge_small(store: ObjectStore, partition: str, small: list[str], now_ms: i
         table = concat_parts(tables).sort_by("ts")
         key = f"{partition}/{MERGED}{now_ms}-{secrets.token_hex(6)}.parquet"
         store.put_named_table(
-            key, table.replace_schema_metadata({SOURCES_KEY: json.dumps(group).encode()})
+            key, table.replace_schema_metadata({SOURCES_KEY: orjson.dumps(group)})
         )
         done += len(group)
         log.info("merged %d inference log parts (%d rows) into %s", len(group), rows, key)
