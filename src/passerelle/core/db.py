@@ -7,6 +7,8 @@ advisory lock on PostgreSQL so that replicas starting together do not race.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,9 +70,6 @@ def _enter_wal(cur: Any, wait_seconds: float = 30.0) -> None:
     answers "database is locked" at once, without waiting out the busy timeout, to a connection
     that tries while others open the same fresh file (replicas starting together). The mode is
     stored in the file: retry until this connection or another has switched it."""
-    import sqlite3
-    import time
-
     deadline, pause = time.monotonic() + wait_seconds, 0.005
     while True:
         try:
