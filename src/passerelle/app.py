@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -155,17 +156,31 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = getattr(app.state, "stop_background", None)
     if stop is not None:
         stop.set()
+    from starlette.concurrency import run_in_threadpool
+
     thread = getattr(getattr(app.state, "monitoring", None), "thread", None)
     if thread is not None:  # let an evaluation under way finish before the process exits
-        from starlette.concurrency import run_in_threadpool
-
         await run_in_threadpool(thread.join, 30)
     serving = getattr(app.state, "serving", None)
     if serving is not None:
         serving.close()
-        from starlette.concurrency import run_in_threadpool
-
         await run_in_threadpool(serving.log.compact)
+        await run_in_threadpool(_stop_log_merging, app)
+
+
+def _stop_log_merging(app: FastAPI) -> None:
+    """Wait for a merge pass under way, then hand the merge lease over: another replica
+    merges at its next pass rather than once the lease has run out."""
+    thread = getattr(app.state, "log_merging", None)
+    if thread is None:
+        return
+    thread.join(30)
+    if thread.is_alive():  # a pass still running keeps its lease, which then runs out
+        return
+    try:
+        app.state.serving.log.release_merge_lease()
+    except Exception:  # the lease runs out on its own
+        logging.getLogger(__name__).exception("could not release the merge lease")
 
 
 def start_serving(app: FastAPI) -> None:
@@ -205,7 +220,6 @@ def start_log_merging(app: FastAPI) -> None:
     """Merge small inference log parts in the background while the server runs (one replica
     at a time: ``InferenceLog.merge`` takes a lease). Started with the lifespan, as the
     monitoring scheduler is: an app built for a test or a notebook leaves it to a server."""
-    import logging
     import threading
 
     log, stop = app.state.serving.log, app.state.stop_background
@@ -218,7 +232,10 @@ def start_log_merging(app: FastAPI) -> None:
             except Exception:  # the next pass retries; the loop must not die
                 logging.getLogger(__name__).exception("could not merge inference log parts")
 
-    threading.Thread(target=merge_forever, name="passerelle-log-merge", daemon=True).start()
+    app.state.log_merging = threading.Thread(
+        target=merge_forever, name="passerelle-log-merge", daemon=True
+    )
+    app.state.log_merging.start()
 
 
 def start_monitoring(app: FastAPI) -> None:

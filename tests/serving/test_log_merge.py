@@ -141,7 +141,9 @@ def test_one_process_merges_at_a_time(served: Served) -> None:
     assert log.merge(now + 61_000) == 16  # its lease ran out: this process takes over
 
 
-def test_a_running_server_merges_in_the_background(settings) -> None:
+def test_a_running_server_merges_in_the_background_and_hands_the_lease_over_at_shutdown(
+    settings,
+) -> None:
     import pyarrow as pa
     from fastapi.testclient import TestClient
 
@@ -160,6 +162,11 @@ def test_a_running_server_merges_in_the_background(settings) -> None:
             while len(live_parts(store, PREFIX)) > 1:
                 assert time.monotonic() < deadline, "the parts were never merged"
                 time.sleep(0.05)
+            with session_scope(app.state.sessions) as session:
+                assert lease.holder_of(session, MERGE_LEASE, now_ms()) is not None
+        # stopped: the lease is handed over, so another replica merges at its next pass
+        with session_scope(app.state.sessions) as session:
+            assert lease.holder_of(session, MERGE_LEASE, now_ms()) is None
         (merged,) = live_parts(store, PREFIX)
         assert store.read_named_table(merged)["prediction_id"].to_pylist() == [
             f"p{i:02d}" for i in range(16)

@@ -240,6 +240,12 @@ class InferenceLog:
                 return None
         return merge_parts(self.store, f"{PREFIX}/", now)
 
+    def release_merge_lease(self) -> None:
+        """At shutdown, once no merge pass is running: another replica takes over merging at
+        its next pass instead of after the lease runs out."""
+        with session_scope(self.sessions) as session:
+            lease.release(session, MERGE_LEASE, self.holder)
+
     def _compact_file(self, path: Path) -> int:
         rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         frames: dict[tuple[str, str], dict[tuple[Any, ...], list[dict[str, Any]]]] = defaultdict(
