@@ -3,6 +3,7 @@ prediction exactly once before, during and after the merge."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 
@@ -127,6 +128,41 @@ def test_merged_parts_merge_again_once_settled_and_large_parts_are_left(
     assert sorted(store.list_named(PREFIX)) == sorted(live)
     assert logged_ids(served) == Counter(ids)
     assert rows_through_duckdb(served) == len(ids)
+
+
+def test_a_crash_before_a_spool_file_was_removed_rewrites_nothing_merged_away_since(
+    served: Served,
+) -> None:
+    """A crash between a part's upload and its spool file's removal leaves the file behind.
+    By the time the process comes back the part may be merged, deleted, and its merged part
+    merged again: recovering the file must not bring its rows back a second time, while a
+    leftover that never reached the store is still written."""
+    served.change(action="deploy", version=1)
+    log, store = served.app.state.serving.log, served.app.state.store
+    crashed_ids = served.predict([{"age": 30, "income": 51.0}] * 3)["prediction_ids"]
+    sealed = log.spool.seal()
+    kept = sealed.read_bytes()  # the file as the crash left it: its part uploaded, itself not
+    log.compact()
+    assert not sealed.exists()
+    ids = crashed_ids + predict_in_parts(served, 15)
+    now = now_ms()
+    assert log.merge(now) == 16
+    log.merge(now + GRACE_MS)  # the sources, the crashed file's part among them, are deleted
+    ids += predict_in_parts(served, 15)
+    assert log.merge(now + 2 * GRACE_MS) == 16  # the merged part is merged again
+    log.merge(now + 3 * GRACE_MS)
+    assert not any(sealed.stem in key for key in store.list_named(PREFIX))
+
+    never_sent = served.predict([{"age": 40, "income": 60.0}] * 2)["prediction_ids"]
+    unsent = log.spool.seal()  # a leftover whose part never reached the store
+    sealed.write_bytes(kept)
+    an_hour_ago = time.time() - 3600
+    for path in (sealed, unsent):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    log.compact()  # what a restarted process does first
+    assert not sealed.exists() and not unsent.exists()
+    assert logged_ids(served) == Counter(ids + never_sent)
+    assert rows_through_duckdb(served) == len(ids) + 2
 
 
 def test_one_process_merges_at_a_time(served: Served) -> None:

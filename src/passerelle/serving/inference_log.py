@@ -2,7 +2,10 @@
 
 Parts live in the object store under ``inference/endpoint=<name>/date=<YYYY-MM-DD>/`` and are
 named after the spool file they come from, so compacting the same file twice (a crash between
-the upload and the removal) rewrites the same part instead of duplicating rows.
+the upload and the removal) rewrites the same part instead of duplicating rows. Once merging
+(``log_parts``) has folded that part into a larger one and deleted it, rewriting it would
+duplicate its rows: a file left unfinished for longer than ``RECHECK_AFTER_S`` is first looked
+up in the log, and what is already there is not written again.
 
 The spool holds two kinds of lines. A row record is one prediction (any input). A frame is one
 model call on the numeric fast path: its input matrix as raw float64 bytes (base64), the
@@ -19,6 +22,7 @@ import binascii
 import datetime as dt
 import logging
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,11 @@ MERGE_LEASE = "inference-log-merge"
 MERGE_LEASE_MS = 10 * 60_000  # far longer than a pass: a live holder is never taken over
 REDACTED = "***"
 ID_LENGTH = 32
+# A spool file unfinished for this long may have been compacted before (a crash came between its
+# upload and its removal) and its part merged and deleted since, which takes two merge passes
+# and at least twice the merge grace (``log_parts.GRACE_MS``, five minutes). Normal compaction
+# finishes a file seconds after its last write, so only leftovers pay for the check.
+RECHECK_AFTER_S = 60
 
 
 def _flatten(record: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +261,10 @@ class InferenceLog:
             lambda: defaultdict(list)
         )
         count = 0
+        try:
+            leftover = time.time() - path.stat().st_mtime > RECHECK_AFTER_S
+        except FileNotFoundError:
+            return 0  # compacted by another process sharing this spool folder
         for r in read_records(path):
             day = dt.datetime.fromtimestamp(r["ts"] / 1000, dt.UTC).strftime("%Y-%m-%d")
             if r.get("frame"):
@@ -266,10 +279,23 @@ class InferenceLog:
             if rows.get(group):
                 tables.append(rows_to_table(rows[group]))
             table = tables[0] if len(tables) == 1 else concat_parts(tables)
-            key = f"{PREFIX}/endpoint={endpoint}/date={day}/part-{path.stem}.parquet"
-            self.store.put_named_table(key, table)
+            partition = f"{PREFIX}/endpoint={endpoint}/date={day}/"
+            if leftover and self._holds(partition, table.column("prediction_id")[0].as_py()):
+                log.info("%s: its %s part is already in the log", path.name, partition)
+                continue  # written before a crash: a part is all or nothing, one id tells
+            self.store.put_named_table(f"{partition}part-{path.stem}.parquet", table)
         path.unlink(missing_ok=True)
         return count
+
+    def _holds(self, partition: str, prediction_id: str) -> bool:
+        """Whether a live part of ``partition`` (one endpoint and day) holds the prediction."""
+        import pyarrow.compute as pc
+
+        for key in live_parts(self.store, partition):
+            ids = self.store.read_named_table(key, columns=["prediction_id"])["prediction_id"]
+            if pc.any(pc.equal(ids, prediction_id)).as_py():
+                return True
+        return False
 
     def lookup(self, prediction_ids: list[str]) -> dict[str, int]:
         """Which endpoint answered each prediction id (ids unknown to the log are left out).
