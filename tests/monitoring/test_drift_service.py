@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 import passerelle as psl
 from passerelle.cli.main import app as cli_app
 from passerelle.core.auth import ANONYMOUS_ADMIN
 from passerelle.core.errors import InvalidInput
+from passerelle.core.ids import now_ms
 from passerelle.monitoring.drift import service
 from tests.conftest import LiveServer
 from tests.monitoring.drift_fixtures import Deployed, deployed, features
@@ -81,17 +83,21 @@ def test_drift_of_live_traffic_through_api_sdk_and_cli(deployed: Deployed, tmp_p
         server.stop()
 
 
-def _records(deployed: Deployed, start: int, frame: pd.DataFrame) -> list[dict]:
+def _records(
+    deployed: Deployed, start: int, frame: pd.DataFrame, version: int = 1, says_yes: bool = False
+) -> list[dict]:
+    """Log records of ``frame`` from ``start``, a second apart; ``says_yes``: a model that
+    answers 1 to everyone rather than whether the income is above 50."""
     eid = deployed.endpoint_id
     return [
         {
             "prediction_id": f"{start + i:012x}{i:020x}",
             "endpoint": "churn",
             "endpoint_id": eid,
-            "version": 1,
-            "route": "primary",
+            "version": version,
+            "route": "primary" if version == 1 else "canary",
             "inputs": {"age": int(row.age), "income": float(row.income)},
-            "output": int(row.income > 50),
+            "output": 1 if says_yes else int(row.income > 50),
             "latency_ms": 1.0,
             "status": "ok",
             "request_key": None,
@@ -131,6 +137,66 @@ def test_finished_windows_are_cached_and_never_recomputed(deployed: Deployed) ->
     assert second["windows"][0]["columns"] == first["windows"][1]["columns"]
     # the overall report merges the cached windows' summaries with the new one
     assert second["rows"]["current"] == 900 and "income" in second["drifted_columns"]
+
+
+def test_drift_of_one_version_reads_only_what_it_answered(deployed: Deployed) -> None:
+    """A canary that answers 1 to everyone, on the same traffic as the primary: its own
+    prediction drift shows, which the endpoint's whole traffic half hides."""
+    app, client = deployed.app, deployed.client
+    y = (deployed.train["income"] > 50).astype(int)
+    with psl.start_run(experiment="churn", client=client, capture_lineage=False):
+        uri = psl.log_model(LogisticRegression().fit(deployed.train, y), "model")
+    assert psl.register_model(uri, name="churn", client=client).version == 2
+    log, store = app.state.serving.log, app.state.store
+    t0 = (now_ms() - 2 * HOUR) // HOUR * HOUR  # a finished hour: cached once read
+    log.append(_records(deployed, t0, features(300, 10)))
+    log.append(_records(deployed, t0 + 500, features(300, 11), version=2, says_yes=True))
+
+    def run(version: int | None) -> dict:
+        with app.state.sessions() as session:
+            return service.drift(
+                session, ANONYMOUS_ADMIN, store, app.state.serving, "churn",
+                since="3h", window="1h", multivariate=False, version=version,
+            )  # fmt: skip
+
+    every, primary, canary = run(None), run(1), run(2)
+    assert [r["rows"]["current"] for r in (every, primary, canary)] == [600, 300, 300]
+    assert [r["version"] for r in (every, primary, canary)] == [None, 1, 2]
+    assert not primary["prediction"]["drifted"] and canary["prediction"]["drifted"]
+    assert primary["drifted_columns"] == canary["drifted_columns"] == []  # the same inputs
+    assert canary["prediction"]["statistic"] > every["prediction"]["statistic"]
+    scoped = {k.split("/w3600000/")[0].rsplit("/", 1)[-1] for k in store.list_named("monitoring/")
+              if "/w3600000/" in k}  # fmt: skip
+    assert {"v1", "v2"} <= scoped  # each version's windows cached apart from the whole's
+    again = run(2)
+    assert [w["cached"] for w in again["windows"]][:2] == [True, True]
+
+    def computed(report: dict) -> list[dict]:
+        return [{k: v for k, v in w.items() if k != "cached"} for w in report["windows"]]
+
+    assert computed(again) == computed(canary)
+
+    report = psl.drift("churn", since="3h", multivariate=False, version=2, client=client)
+    assert report.raw["version"] == 2 and report.prediction["drifted"]
+    r = deployed.http.get("/api/v1/endpoints/churn/drift", params={"since": "3h", "version": 1})
+    assert r.status_code == 200 and r.json()["rows"]["current"] == 300
+    never = deployed.http.get("/api/v1/endpoints/churn/drift", params={"version": 9})
+    assert never.status_code == 404 and never.json()["error"]["field"] == "version"
+    page = deployed.http.get("/endpoints/churn/drift", params={"since": "24h", "version": 2})
+    assert page.status_code == 200 and "Drift of churn, version 2" in page.text
+    assert "300 predictions" in page.text and "since=7d&amp;version=2" in page.text
+    zero = deployed.http.post("/api/v1/endpoints/churn/drift", json={"version": 0})
+    assert zero.status_code == 422 and zero.json()["error"]["field"] == "version"
+
+    server = LiveServer(app).start()
+    try:
+        runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+        args = ["--url", server.url, "monitor", "drift", "churn", "--since", "3h"]
+        out = runner.invoke(cli_app, [*args, "--version", "2", "--no-multivariate"])
+        assert out.exit_code == 0, out.output
+        assert "Drift of churn version 2" in out.stdout and "(300 predictions" in out.stdout
+    finally:
+        server.stop()
 
 
 def test_bad_input_is_refused_and_writes_nothing(deployed: Deployed, tmp_path) -> None:

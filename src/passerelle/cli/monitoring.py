@@ -59,6 +59,16 @@ ProjectOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+VersionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--version",
+        metavar="N",
+        min=1,
+        help="Only the predictions this model version answered.",
+        show_default=False,
+    ),
+]
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]] | None:
@@ -97,10 +107,13 @@ def _fetch(
     overrides: list[str] | None,
     multivariate: bool,
     project: str | None,
+    version: int | None = None,
 ) -> dict[str, Any]:
     from passerelle.sdk.serving import endpoint_path
 
     payload: dict[str, Any] = {"since": since, "multivariate": multivariate}
+    if version is not None:
+        payload["version"] = version
     if window is not None:
         payload["window"] = window
     parsed = parse_overrides(overrides)
@@ -125,18 +138,21 @@ def drift(
     window: WindowOption = None,
     override: OverrideOption = None,
     multivariate: MultivariateOption = True,
+    version: VersionOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Drift of an endpoint's traffic against its reference: per feature, the test, its
     statistic, p-value or distance, and whether it drifted."""
-    body = _fetch(ctx, name, since, window, override, multivariate, project)
+    body = _fetch(ctx, name, since, window, override, multivariate, project, version)
     if as_json:
         print_json(body)
         return
     out = console()
     table = new_table(
-        title=f"Drift of {body['endpoint']} from {fmt_time(body['since'])} "
+        title=f"Drift of {body['endpoint']}"
+        + (f" version {body['version']}" if body.get("version") else "")
+        + f" from {fmt_time(body['since'])} "
         f"({body['rows']['current']} predictions, reference: {body['reference']['rows']} rows)"
     )
     for header in ("Column", "Kind", "Test", "Statistic", "p (adjusted)", "Threshold", "Drifted"):

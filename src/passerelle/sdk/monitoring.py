@@ -159,6 +159,7 @@ def drift(
     window: str | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     multivariate: bool = True,
+    version: int | None = None,
     project: str | None = None,
     client: Client | None = None,
 ) -> DriftReport:
@@ -169,9 +170,13 @@ def drift(
         overrides: Per column, ``{"test": "ks" | "wasserstein" | "psi" | "chi2" |
             "jensenshannon", "threshold": float, "kind": "numeric" | "categorical"}``.
         multivariate: Also train the domain classifier on a sample of both sides.
+        version: Only the predictions this model version answered (a canary's, say), to
+            tell its prediction drift from the other versions'.
     """
     client = client or default_client()
     payload: dict[str, Any] = {"since": since, "multivariate": multivariate}
+    if version is not None:
+        payload["version"] = version
     if window is not None:
         payload["window"] = window
     if overrides is not None:

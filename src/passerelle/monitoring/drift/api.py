@@ -40,6 +40,7 @@ def _drift(request: Request, session, principal, name: str, query: DriftQuery):
         window=query.window,
         overrides=query.overrides,
         multivariate=query.multivariate,
+        version=query.version,
         project=query.project,
     )
 
@@ -53,10 +54,14 @@ def get_drift(
     since: Annotated[str, Query(max_length=40)] = service.DEFAULT_SINCE,
     window: Annotated[str | None, Query(max_length=40)] = None,
     multivariate: bool = True,
+    version: Annotated[int | None, Query(ge=1)] = None,
     project: Annotated[str | None, Query(max_length=250)] = None,
 ):
-    """Drift of the endpoint's traffic over ``since`` at the default settings."""
-    query = DriftQuery(since=since, window=window, multivariate=multivariate, project=project)
+    """Drift of the endpoint's traffic over ``since`` at the default settings (of the
+    predictions one model ``version`` answered, with ``version``)."""
+    query = DriftQuery(
+        since=since, window=window, multivariate=multivariate, version=version, project=project
+    )
     return json_response(_drift(request, session, principal, name, query))
 
 

@@ -54,6 +54,7 @@ def drift_page(
     principal: PrincipalDep,
     since: Annotated[str, Query(max_length=40)] = "24h",
     window: Annotated[str | None, Query(max_length=40)] = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
     project: Annotated[str | None, Query(max_length=250)] = None,
 ) -> HTMLResponse:
     body = service.drift(
@@ -64,6 +65,7 @@ def drift_page(
         name,
         since=since,
         window=window or None,
+        version=version,
         project=project or None,
     )
     context = {

@@ -23,6 +23,9 @@ class DriftQuery(Strict):
         description='Per column: {"test": ..., "threshold": ..., "kind": ...}.',
     )
     multivariate: bool = Field(default=True, description="Also run the domain classifier.")
+    version: int | None = Field(
+        default=None, ge=1, description="Only the predictions this model version answered."
+    )
     project: str | None = Field(default=None, max_length=250)
 
 
@@ -51,6 +54,7 @@ class DriftPublic(BaseModel):
     since: int
     until: int
     window_ms: int
+    version: int | None = None
     reference: ReferencePublic
     rows: dict[str, int]
     drifted_columns: list[str]

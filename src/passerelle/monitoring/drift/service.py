@@ -181,19 +181,31 @@ def drift(
     window: str | int | None = None,
     overrides: dict[str, Any] | None = None,
     multivariate: bool = True,
+    version: int | None = None,
     project: str | None = None,
     now: int | None = None,
 ) -> dict[str, Any]:
-    """Drift of the endpoint's traffic over ``since``, overall and per window."""
+    """Drift of the endpoint's traffic over ``since``, overall and per window; with
+    ``version``, of the predictions that model version answered alone (a canary's, say)."""
     since_ms = windows.parse_duration(since, "since")
     window_ms = windows.parse_duration(window, "window") if window else default_window(since_ms)
     now = now_ms() if now is None else now
     spans = windows.bounds(now - since_ms, now, window_ms)
     endpoint, table, meta = get_reference(session, principal, store, runtime, name, project)
+    if version is not None:  # a version the model never had is a mistake, not an empty report
+        registry.get_version(session, principal, endpoint.model_name, version)
     if runtime is not None:
         runtime.log.compact()  # this process's latest predictions are in the parts
     return drift_of(
-        store, endpoint, table, meta, spans, now, overrides=overrides, multivariate=multivariate
+        store,
+        endpoint,
+        table,
+        meta,
+        spans,
+        now,
+        overrides=overrides,
+        multivariate=multivariate,
+        version=version,
     )
 
 
@@ -207,8 +219,10 @@ def drift_of(
     *,
     overrides: dict[str, Any] | None = None,
     multivariate: bool = True,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """Drift of an endpoint's logged traffic in ``spans`` against its reference ``table``:
+    """Drift of an endpoint's logged traffic in ``spans`` (what ``version`` answered, when
+    given) against its reference ``table``:
     the part shared by the API and by alert rules on drift figures (which resolve the
     endpoint and the reference themselves)."""
     window_ms = spans[0][1] - spans[0][0]
@@ -233,7 +247,7 @@ def drift_of(
     kinds, plans = defaults.parse_overrides(overrides, inferred)
     profile, base = reference.load_profile(store, endpoint.id, table, meta["digest"], kinds)
     summaries = windows.summarise_windows(
-        store, endpoint.name, profile, base, spans, now - FINISHED_AFTER_MS
+        store, endpoint.name, profile, base, spans, now - FINISHED_AFTER_MS, version=version
     )
     merged, rows, sample = _merge(summaries)
     present = {k: v for k, v in merged.items() if v.count + v.missing > 0}
@@ -255,6 +269,7 @@ def drift_of(
         "since": spans[0][0],
         "until": now,
         "window_ms": window_ms,
+        "version": version,
         "reference": reference_public(endpoint.name, meta),
         **body,
         "prediction": prediction,

@@ -134,10 +134,13 @@ class LogReader:
             {PREDICTION} if PREDICTION in names else set()
         )
 
-    def read(self, start: int, end: int, columns: list[str]) -> Iterator[pa.Table]:
-        """Rows answered to callers in ``[start, end)`` (shadow copies and errors left out),
-        in batches of at most ``BATCH_ROWS`` rows (memory stays bounded however busy the
-        endpoint), with ``input.<name>`` renamed ``<name>`` and the time as ``__ts``."""
+    def read(
+        self, start: int, end: int, columns: list[str], version: int | None = None
+    ) -> Iterator[pa.Table]:
+        """Rows answered to callers in ``[start, end)`` (shadow copies and errors left out;
+        only ``version``'s answers, when given), in batches of at most ``BATCH_ROWS`` rows
+        (memory stays bounded however busy the endpoint), with ``input.<name>`` renamed
+        ``<name>`` and the time as ``__ts``."""
         days = {_day(t) for t in range(start - start % DAY_MS, end, DAY_MS)}
         files = [self._path(k) for k in self.parts if k.split("date=", 1)[-1][:10] in days]
         if not files:
@@ -152,13 +155,18 @@ class LogReader:
             ('"' + src.replace('"', '""') + '"' if src in present else "NULL") + f" AS c{i}"
             for i, src in enumerate(sources)
         )
-        where = "ts >= ? AND ts < ?"
+        where, params = "ts >= ? AND ts < ?", [start, end]
+        if version is not None:
+            if "version" not in present:
+                return
+            where += " AND version = ?"
+            params.append(version)
         if "route" in present:
             where += " AND route <> 'shadow'"
         if "status" in present:
             where += " AND status = 'ok'"
         query = f"SELECT {select}, ts AS t FROM {source} WHERE {where}"
-        reader = con.sql(query, params=[start, end]).to_arrow_reader(BATCH_ROWS)
+        reader = con.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
         for batch in reader:
             if batch.num_rows:
                 yield pa.Table.from_batches([batch]).rename_columns([*columns, TS])
@@ -168,8 +176,15 @@ class LogReader:
             self._con.close()
 
 
-def window_key(profile_base: str, window_ms: int, start: int) -> str:
-    return f"{profile_base}/w{window_ms}/{start}.parquet"
+def window_prefix(profile_base: str, window_ms: int, version: int | None = None) -> str:
+    """Where a window length's summaries are cached: one folder for all the traffic, one
+    per model version asked for alone."""
+    scope = "" if version is None else f"v{version}/"
+    return f"{profile_base}/{scope}w{window_ms}/"
+
+
+def window_key(profile_base: str, window_ms: int, start: int, version: int | None = None) -> str:
+    return f"{window_prefix(profile_base, window_ms, version)}{start}.parquet"
 
 
 def _batches(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
@@ -185,7 +200,7 @@ def _batches(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
 
 
 def _summarise_batch(
-    reader: LogReader, profile: Profile, spans: list[tuple[int, int]]
+    reader: LogReader, profile: Profile, spans: list[tuple[int, int]], version: int | None
 ) -> list[WindowSummary]:
     """Summaries of consecutive windows, from one streamed read of their time range: each
     chunk of rows is split by window and added to that window's (mergeable) summaries."""
@@ -193,7 +208,7 @@ def _summarise_batch(
     rows = [0] * len(spans)
     sketches: list[dict[str, Sketch]] = [{} for _ in spans]
     samples: list[list[pa.Table]] = [[] for _ in spans]
-    for chunk in reader.read(first, spans[-1][1], list(profile.columns)):
+    for chunk in reader.read(first, spans[-1][1], list(profile.columns), version):
         window_of = (chunk.column(TS).to_numpy() - first) // length
         chunk = chunk.drop_columns([TS])
         for w in np.unique(window_of):
@@ -222,16 +237,20 @@ def summarise_windows(
     profile_base: str,
     windows: list[tuple[int, int]],
     finished_before: int,
+    version: int | None = None,
 ) -> list[WindowSummary]:
-    """Each window's summaries: cached ones read back, the others read from the log (and
-    cached once finished). Windows not cached are read a day of log per query."""
+    """Each window's summaries (of ``version``'s answers alone, when given): cached ones read
+    back, the others read from the log (and cached once finished). Windows not cached are
+    read a day of log per query."""
     if not windows:
         return []
-    cached = set(store.list_named(f"{profile_base}/w{windows[0][1] - windows[0][0]}/"))
+    cached = set(
+        store.list_named(window_prefix(profile_base, windows[0][1] - windows[0][0], version))
+    )
     found: dict[int, WindowSummary] = {}
     missing = []
     for start, end in windows:
-        key = window_key(profile_base, end - start, start)
+        key = window_key(profile_base, end - start, start, version)
         if key in cached:
             sample, meta = read_with_meta(store, key)
             sketches = {k: sketch_from_dict(v) for k, v in meta["sketches"].items()}
@@ -241,9 +260,10 @@ def summarise_windows(
     reader = LogReader(store, endpoint)
     try:
         for batch in _batches(missing):
-            for summary in _summarise_batch(reader, profile, batch):
+            for summary in _summarise_batch(reader, profile, batch, version):
                 if summary.end <= finished_before:
-                    key = window_key(profile_base, summary.end - summary.start, summary.start)
+                    length = summary.end - summary.start
+                    key = window_key(profile_base, length, summary.start, version)
                     put_with_meta(store, key, summary.sample, summary.to_meta())
                 found[summary.start] = summary
     finally:
