@@ -63,3 +63,35 @@ def deployed(app: FastAPI, settings, tmp_path, monkeypatch) -> Iterator[Deployed
         assert r.status_code == 200, r.text
         yield Deployed(app, http, client, train, logged["id"])
     client.close()
+
+
+def log_records(
+    deployed: Deployed, start: int, frame: pd.DataFrame, version: int = 1, says_yes: bool = False
+) -> list[dict]:
+    """Log records of ``frame`` from ``start``, a second apart; ``says_yes``: a model that
+    answers 1 to everyone rather than whether the income is above 50."""
+    eid = deployed.endpoint_id
+    return [
+        {
+            "prediction_id": f"{start + i:012x}{i:020x}",
+            "endpoint": "churn",
+            "endpoint_id": eid,
+            "version": version,
+            "route": "primary" if version == 1 else "shadow",
+            "inputs": {"age": int(row.age), "income": float(row.income)},
+            "output": 1 if says_yes else int(row.income > 50),
+            "latency_ms": 1.0,
+            "status": "ok",
+            "request_key": None,
+            "ts": start + i * 1000,
+        }
+        for i, row in enumerate(frame.itertuples())
+    ]
+
+
+def register_second_version(deployed: Deployed) -> None:
+    """Version 2 of ``churn`` (not deployed): log records may name it."""
+    y = (deployed.train["income"] > 50).astype(int)
+    with psl.start_run(experiment="churn", client=deployed.client, capture_lineage=False):
+        uri = psl.log_model(LogisticRegression().fit(deployed.train, y), "model")
+    assert psl.register_model(uri, name="churn", client=deployed.client).version == 2

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import re
 
+from passerelle.core.ids import now_ms
 from passerelle.monitoring.drift.figures import granularity
 from tests.cli._helpers import as_json, make_invoke
 from tests.conftest import LiveServer
 from tests.monitoring._webhook import WebhookReceiver
-from tests.monitoring.drift_fixtures import Deployed, deployed, features
+from tests.monitoring.drift_fixtures import (
+    Deployed,
+    deployed,
+    features,
+    log_records,
+    register_second_version,
+)
 
 __all__ = ["deployed"]  # the fixture, imported for pytest
 
@@ -79,6 +86,28 @@ def test_a_drift_rule_fires_once_when_drift_is_injected(deployed: Deployed, tmp_
         assert all(estimate != "—" for _, estimate in rows)  # the estimate stands in for it
     finally:
         server.stop()
+
+
+def test_a_drift_rule_on_one_version_watches_that_version_alone(deployed: Deployed) -> None:
+    """Version 2 in shadow answers 1 to everyone: a rule on its prediction drift fires, the
+    same rule on the endpoint's traffic (which leaves shadow copies out) does not."""
+    register_second_version(deployed)
+    start = now_ms() - 10 * 60_000
+    log = deployed.app.state.serving.log
+    log.append(log_records(deployed, start, features(300, seed=5)))
+    log.append(log_records(deployed, start + 500, features(300, seed=6), 2, says_yes=True))
+    rules = {}
+    for version in (None, 2):
+        body = {"endpoint": "churn", "metric": "drift.prediction", "above": 0.3, "window": "1h"}
+        r = deployed.http.post("/api/v1/alerts", json=body | {"version": version})
+        assert r.status_code in (200, 201), r.text
+        rules[version] = r.json()["id"]
+    assert deployed.app.state.monitoring.tick()
+    every = deployed.http.get(f"/api/v1/alerts/{rules[None]}").json()
+    shadow = deployed.http.get(f"/api/v1/alerts/{rules[2]}").json()
+    assert every["state"] == "ok" and every["last_value"] < 0.3
+    assert shadow["state"] == "firing" and shadow["last_value"] > 0.3
+    assert every["last_samples"] == shadow["last_samples"] == 300
 
 
 def test_rule_windows_split_in_cached_drift_windows() -> None:

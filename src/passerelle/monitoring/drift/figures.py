@@ -15,7 +15,8 @@ window from the log. Every rule of one endpoint and window shares one computatio
 - ``drift.<column>``: the statistic of that feature's drift test (its scale depends on the
   test, as on the drift page: a distance for large samples, KS's D or chi-squared below).
 
-The samples of a figure are the rows of the window (of the column, for one column).
+The samples of a figure are the rows of the window (of the column, for one column). A rule
+that names a model version watches that version's answers alone, a shadow's included.
 """
 
 from __future__ import annotations
@@ -62,7 +63,14 @@ def _answer(ctx: FigureContext, multivariate: bool = False) -> dict[str, Any] | 
         ctx.log.compact()  # this process's latest predictions are in the parts
         spans = windows.bounds(ctx.since, ctx.until, granularity(ctx.until - ctx.since))
         answer = service.drift_of(
-            store, endpoint, found[0], found[1], spans, ctx.until, multivariate=multivariate
+            store,
+            endpoint,
+            found[0],
+            found[1],
+            spans,
+            ctx.until,
+            multivariate=multivariate,
+            version=ctx.version,
         )
     ctx.cache[key] = answer
     return answer

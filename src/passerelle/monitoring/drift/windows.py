@@ -137,8 +137,8 @@ class LogReader:
     def read(
         self, start: int, end: int, columns: list[str], version: int | None = None
     ) -> Iterator[pa.Table]:
-        """Rows answered to callers in ``[start, end)`` (shadow copies and errors left out;
-        only ``version``'s answers, when given), in batches of at most ``BATCH_ROWS`` rows
+        """Rows answered in ``[start, end)``: to callers (shadow copies and errors left out),
+        or with ``version``, every answer of that version, a shadow's included; in batches of at most ``BATCH_ROWS`` rows
         (memory stays bounded however busy the endpoint), with ``input.<name>`` renamed
         ``<name>`` and the time as ``__ts``."""
         days = {_day(t) for t in range(start - start % DAY_MS, end, DAY_MS)}
@@ -161,7 +161,7 @@ class LogReader:
                 return
             where += " AND version = ?"
             params.append(version)
-        if "route" in present:
+        if version is None and "route" in present:
             where += " AND route <> 'shadow'"
         if "status" in present:
             where += " AND status = 'ok'"
