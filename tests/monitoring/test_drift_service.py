@@ -119,7 +119,7 @@ def test_finished_windows_are_cached_and_never_recomputed(deployed: Deployed) ->
     assert second["rows"]["current"] == 900 and "income" in second["drifted_columns"]
 
 
-def test_drift_of_one_version_reads_only_what_it_answered(deployed: Deployed) -> None:
+def test_drift_of_one_version_reads_only_what_it_answered(deployed: Deployed, tmp_path) -> None:
     """A version in shadow that answers 1 to everyone, on the same traffic as the primary: its
     prediction drift shows when it is asked for, and the whole traffic leaves shadow copies
     out."""
@@ -173,6 +173,11 @@ def test_drift_of_one_version_reads_only_what_it_answered(deployed: Deployed) ->
         out = runner.invoke(cli_app, [*args, "--version", "2", "--no-multivariate"])
         assert out.exit_code == 0, out.output
         assert "Drift of churn version 2" in out.stdout and "(300 predictions" in out.stdout
+        target = tmp_path / "v2.html"
+        args = ["--url", server.url, "monitor", "report", "churn", "--since", "3h"]
+        made = runner.invoke(cli_app, [*args, "--version", "2", "-o", str(target)])
+        assert made.exit_code == 0, made.output
+        assert "What version 2 answered from" in target.read_text()
     finally:
         server.stop()
 

@@ -211,15 +211,17 @@ def report(
     window: WindowOption = None,
     override: OverrideOption = None,
     multivariate: MultivariateOption = True,
+    version: VersionOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Write one self-contained HTML report (works offline): drift per feature, over time,
-    and reference versus current distributions; performance over time per version with the
-    estimate beside it; the alert rules and their incidents."""
+    and reference versus current distributions (of one version's answers with --version);
+    performance over time per version with the estimate beside it; the alert rules and
+    their incidents."""
     from passerelle.core.ids import now_ms
     from passerelle.monitoring.report import render, write_atomically
 
-    body = _fetch(ctx, name, since, window, override, multivariate, project)
+    body = _fetch(ctx, name, since, window, override, multivariate, project, version)
     performance = _performance_for_report(ctx, name, since, body["window_ms"], project)
     rules = client(ctx).request("GET", "/api/v1/alerts", params={"endpoint": name})
     ids = {r["id"] for r in rules}

@@ -138,9 +138,9 @@ class LogReader:
         self, start: int, end: int, columns: list[str], version: int | None = None
     ) -> Iterator[pa.Table]:
         """Rows answered in ``[start, end)``: to callers (shadow copies and errors left out),
-        or with ``version``, every answer of that version, a shadow's included; in batches of at most ``BATCH_ROWS`` rows
-        (memory stays bounded however busy the endpoint), with ``input.<name>`` renamed
-        ``<name>`` and the time as ``__ts``."""
+        or with ``version``, every answer of that version, a shadow's included; in batches of
+        at most ``BATCH_ROWS`` rows (memory stays bounded however busy the endpoint), with
+        ``input.<name>`` renamed ``<name>`` and the time as ``__ts``."""
         days = {_day(t) for t in range(start - start % DAY_MS, end, DAY_MS)}
         files = [self._path(k) for k in self.parts if k.split("date=", 1)[-1][:10] in days]
         if not files:
