@@ -163,6 +163,10 @@ def test_drift_of_one_version_reads_only_what_it_answered(deployed: Deployed, tm
     page = deployed.http.get("/endpoints/churn/drift", params={"since": "24h", "version": 2})
     assert page.status_code == 200 and "Drift of churn, version 2" in page.text
     assert "300 predictions" in page.text and "since=7d&amp;version=2" in page.text
+    chips = page.text.split('class="periods"')[2].split("</span>")[0]
+    assert '"chip chosen" href="?since=24h&amp;version=2">v2 (not routed)' in chips
+    assert 'href="?since=24h&amp;version=1">v1 (primary)' in chips
+    assert 'href="?since=24h">all traffic' in chips
     zero = deployed.http.post("/api/v1/endpoints/churn/drift", json={"version": 0})
     assert zero.status_code == 422 and zero.json()["error"]["field"] == "version"
 

@@ -16,8 +16,10 @@ import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from passerelle.core.auth import Action
 from passerelle.core.web import COOKIE_NAME, PrincipalDep, SessionDep
 from passerelle.monitoring.drift import charts, service
+from passerelle.serving import service as serving
 from passerelle.web.render import PAGE_HEADERS, PageRoute, make_environment
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -46,6 +48,24 @@ def page_context(body: dict[str, Any]) -> dict[str, Any]:
     return {"d": body, "rows": rows, "over_time": figures, "distributions": distributions}
 
 
+def version_choices(
+    session: Any, principal: Any, name: str, project: str | None, chosen: int | None
+) -> list[tuple[int | None, str]]:
+    """The page's choice of traffic: all of it, or one of the versions the endpoint routes to
+    (and the one asked for, routed or not), each with its role."""
+    endpoint = serving.get_endpoint(session, principal, name, Action.READ, project)
+    roles: dict[int, str] = {}
+    if endpoint.primary_version is not None:
+        roles[endpoint.primary_version] = "primary"
+    if endpoint.canary_version is not None:
+        roles.setdefault(endpoint.canary_version, "canary")
+    for shadow in endpoint.shadow_versions or []:
+        roles.setdefault(shadow, "shadow")
+    if chosen is not None:
+        roles.setdefault(chosen, "not routed")
+    return [(None, "all traffic")] + [(v, f"v{v} ({role})") for v, role in sorted(roles.items())]
+
+
 @router.get("/endpoints/{name}/drift")
 def drift_page(
     request: Request,
@@ -72,6 +92,7 @@ def drift_page(
         **page_context(body),
         "since": since,
         "periods": PERIODS,
+        "versions": version_choices(session, principal, name, project or None, version),
         "project": project or "",
         "request_path": request.url.path,
         "principal": principal,
