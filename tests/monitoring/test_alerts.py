@@ -182,6 +182,8 @@ BAD_RULES = [
     ({"metric": "accuracy", "below": 0.7, "min_samples": 0}, "min_samples"),
     ({"metric": "accuracy", "below": 0.7, "webhook": "file:///etc/passwd"}, "webhook"),
     ({"metric": "accuracy", "below": 0.7, "endpoint": "nope"}, "endpoint"),
+    ({"metric": "accuracy", "below": 0.7, "version": 9}, "version"),  # the model has no v9
+    ({"metric": "accuracy", "below": 0.7, "version": 0}, "version"),
 ]
 
 

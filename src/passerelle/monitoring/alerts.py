@@ -22,6 +22,7 @@ from passerelle.core.errors import InvalidInput, NotFound
 from passerelle.monitoring import data, figures, notify
 from passerelle.monitoring.models import AlertIncident, AlertRule
 from passerelle.monitoring.schemas import AlertRuleCreate
+from passerelle.registry import service as registry
 from passerelle.serving import service as serving
 from passerelle.serving.inference_log import InferenceLog
 from passerelle.serving.models import Endpoint
@@ -75,6 +76,8 @@ def create_rule(session: Session, principal: Principal, body: AlertRuleCreate) -
     endpoint = serving.get_endpoint(session, principal, body.endpoint, Action.WRITE, body.project)
     if (body.below is None) == (body.above is None):
         raise InvalidInput("give exactly one of below or above", field="below")
+    if body.version is not None:  # a rule on a version that never was would never decide
+        registry.get_version(session, principal, endpoint.model_name, body.version)
     metric = figures.canonical(body.metric)
     op, threshold = ("below", body.below) if body.below is not None else ("above", body.above)
     assert threshold is not None
