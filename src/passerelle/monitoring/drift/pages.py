@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
-from passerelle.core.auth import Action
+from passerelle.core.auth import Action, Principal
 from passerelle.core.web import COOKIE_NAME, PrincipalDep, SessionDep
 from passerelle.monitoring.drift import charts, service
 from passerelle.serving import service as serving
@@ -49,7 +50,7 @@ def page_context(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def version_choices(
-    session: Any, principal: Any, name: str, project: str | None, chosen: int | None
+    session: Session, principal: Principal, name: str, project: str | None, chosen: int | None
 ) -> list[tuple[int | None, str]]:
     """The page's choice of traffic: all of it, or one of the versions the endpoint routes to
     (and the one asked for, routed or not), each with its role."""

@@ -222,9 +222,8 @@ def drift_of(
     version: int | None = None,
 ) -> dict[str, Any]:
     """Drift of an endpoint's logged traffic in ``spans`` (what ``version`` answered, when
-    given) against its reference ``table``:
-    the part shared by the API and by alert rules on drift figures (which resolve the
-    endpoint and the reference themselves)."""
+    given) against its reference ``table``: the part shared by the API and by alert rules on
+    drift figures (which resolve the endpoint and the reference themselves)."""
     window_ms = spans[0][1] - spans[0][0]
     reader = windows.LogReader(store, endpoint.name)
     try:
