@@ -280,22 +280,12 @@ class InferenceLog:
                 tables.append(rows_to_table(rows[group]))
             table = tables[0] if len(tables) == 1 else concat_parts(tables)
             partition = f"{PREFIX}/endpoint={endpoint}/date={day}/"
-            if leftover and self._holds(partition, table.column("prediction_id")[0].as_py()):
+            if leftover and self._find([table.column("prediction_id")[0].as_py()]):
                 log.info("%s: its %s part is already in the log", path.name, partition)
                 continue  # written before a crash: a part is all or nothing, one id tells
             self.store.put_named_table(f"{partition}part-{path.stem}.parquet", table)
         path.unlink(missing_ok=True)
         return count
-
-    def _holds(self, partition: str, prediction_id: str) -> bool:
-        """Whether a live part of ``partition`` (one endpoint and day) holds the prediction."""
-        import pyarrow.compute as pc
-
-        for key in live_parts(self.store, partition):
-            ids = self.store.read_named_table(key, columns=["prediction_id"])["prediction_id"]
-            if pc.any(pc.equal(ids, prediction_id)).as_py():
-                return True
-        return False
 
     def lookup(self, prediction_ids: list[str]) -> dict[str, int]:
         """Which endpoint answered each prediction id (ids unknown to the log are left out).
@@ -303,9 +293,13 @@ class InferenceLog:
         A prediction id starts with its time, so only the parts of its day (and the day
         before, for answers given across midnight) are read, and only two of their columns.
         """
+        self.compact()
+        return self._find(prediction_ids)
+
+    def _find(self, prediction_ids: list[str]) -> dict[str, int]:
+        """``lookup`` over what is compacted already (compaction itself asks it)."""
         import pyarrow.compute as pc
 
-        self.compact()
         by_day: dict[str, list[str]] = defaultdict(list)
         for pid in prediction_ids:
             try:
